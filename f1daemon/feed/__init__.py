@@ -1,0 +1,1 @@
+"""Topic decoders: merge the feed's partial updates into state and derive events."""

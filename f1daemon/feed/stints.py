@@ -1,0 +1,85 @@
+"""Stints and tyres from `TimingAppData`.
+
+`TimingAppData.Lines.<number>.Stints` is a list (patched by index) of the sets a
+driver has used: `Compound`, `New`, `TotalLaps`, `StartLaps`. A new index is a new
+stint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from f1daemon.domain.events import StintStarted
+from f1daemon.feed.state import JSON, merge
+from f1daemon.feed.timing import driver_number
+
+
+@dataclass(frozen=True)
+class Tyres:
+    """What a driver runs on at a moment: stint number (from 1) and compound."""
+
+    stint: int
+    compound: str | None
+
+
+@dataclass
+class StintTracker:
+    """Merged TimingAppData state per driver, and the stints seen so far."""
+
+    session: str
+    stints: dict[int, list[JSON]] = field(default_factory=dict)
+
+    def on_message(self, message: JSON, session_time_ms: int) -> list[StintStarted]:
+        """Apply one TimingAppData message; return the stints it started."""
+        lines = message.get("Lines") if isinstance(message, dict) else None
+        if not isinstance(lines, dict):
+            return []
+        started: list[StintStarted] = []
+        for number, line in lines.items():
+            driver = driver_number(number)
+            if driver is None or not isinstance(line, dict) or "Stints" not in line:
+                continue
+            before = len(self.stints.get(driver, []))
+            merged = merge(self.stints.get(driver, []), line["Stints"])
+            if not isinstance(merged, list):
+                continue  # a malformed Stints value; keep what was known
+            self.stints[driver] = merged
+            for index in range(before, len(merged)):
+                started.append(self._started(driver, index, session_time_ms))
+        return started
+
+    def current(self, driver: int) -> Tyres | None:
+        """The stint a driver is on now, if TimingAppData has said."""
+        stints = self.stints.get(driver)
+        if not stints:
+            return None
+        return Tyres(stint=len(stints), compound=_compound(stints[-1]))
+
+    def compound_of(self, driver: int, stint: int) -> str | None:
+        """The compound of a stint as known now (the feed may name it late)."""
+        stints = self.stints.get(driver, [])
+        if 1 <= stint <= len(stints):
+            return _compound(stints[stint - 1])
+        return None
+
+    def _started(self, driver: int, index: int, session_time_ms: int) -> StintStarted:
+        stint = self.stints[driver][index]
+        stint = stint if isinstance(stint, dict) else {}
+        new = stint.get("New")
+        start_laps = stint.get("StartLaps")
+        return StintStarted(
+            session=self.session,
+            driver=driver,
+            stint=index + 1,
+            compound=_compound(stint),
+            new_tyres=None if new is None else str(new).lower() == "true",
+            tyre_age_laps=start_laps if isinstance(start_laps, int) else None,
+            session_time_ms=session_time_ms,
+        )
+
+
+def _compound(stint: JSON) -> str | None:
+    if not isinstance(stint, dict):
+        return None
+    compound = stint.get("Compound")
+    return compound if isinstance(compound, str) and compound else None

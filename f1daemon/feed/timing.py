@@ -1,0 +1,39 @@
+"""Parsing the feed's values: times and racing numbers."""
+
+from __future__ import annotations
+
+import re
+
+_TIME = re.compile(r"^(?:(\d+):)?(\d+)(?:\.(\d{1,3}))?$")
+
+
+def parse_time_ms(text: object) -> int | None:
+    """Milliseconds from a feed time such as `1:45.412`, `42.025` or `59`.
+
+    Returns None for empty or malformed values: the feed blanks values it has not
+    timed, and a time is never guessed.
+    """
+    if not isinstance(text, str):
+        return None
+    match = _TIME.match(text.strip())
+    if match is None:
+        return None
+    minutes, seconds, fraction = match.groups()
+    millis = int((fraction or "0").ljust(3, "0"))
+    return (int(minutes or 0) * 60 + int(seconds)) * 1000 + millis
+
+
+def format_time_ms(millis: int) -> str:
+    """The feed's lap-time notation: `M:SS.mmm` (or `SS.mmm` under a minute)."""
+    minutes, rest = divmod(millis, 60_000)
+    seconds, ms = divmod(rest, 1000)
+    if minutes:
+        return f"{minutes}:{seconds:02d}.{ms:03d}"
+    return f"{seconds}.{ms:03d}"
+
+
+def driver_number(key: object) -> int | None:
+    """The racing number from a `Lines` key such as `"44"`; None for anything else."""
+    if isinstance(key, str) and key.isdigit():
+        return int(key)
+    return None

@@ -1,0 +1,1 @@
+"""The event log (eventsourcing recorders on SQLite or PostgreSQL) and its exports."""

@@ -1,0 +1,167 @@
+"""The lap-fitting rules on hand-written feed messages, one rule a test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from f1daemon.domain.events import LapCompleted
+from f1daemon.feed.laps import LATE_VALUE_WINDOW_MS, LapFitter
+from f1daemon.feed.stints import StintTracker
+from f1daemon.feed.timing import format_time_ms, parse_time_ms
+
+
+def timing(driver: int, **values: Any) -> dict[str, Any]:
+    return {"Lines": {str(driver): values}}
+
+
+def sector(index: int, value: str) -> dict[str, Any]:
+    return {"Sectors": {str(index): {"Value": value}}}
+
+
+class Feed:
+    def __init__(self) -> None:
+        self.stints = StintTracker("s")
+        self.fitter = LapFitter("s", self.stints)
+        self.laps: list[LapCompleted] = []
+        self.fitter.on_message(timing(44, InPit=False, PitOut=False), 0, keyframe=True)
+
+    def send(self, t: int, message: dict[str, Any]) -> None:
+        self.laps.extend(self.fitter.on_message(message, t, keyframe=False))
+
+    def app(self, t: int, message: dict[str, Any]) -> None:
+        self.laps.extend(self.fitter.due(t))
+        self.stints.on_message(message, t)
+
+    def end(self) -> list[LapCompleted]:
+        self.laps.extend(self.fitter.finish())
+        return self.laps
+
+
+def test_values_in_the_same_message_as_the_count_belong_to_the_lap_it_completes() -> None:
+    feed = Feed()
+    feed.send(30_000, timing(44, **sector(0, "30.100")))
+    feed.send(60_000, timing(44, **sector(1, "30.200")))
+    feed.send(
+        90_000, timing(44, NumberOfLaps=1, LastLapTime={"Value": "1:30.600"}, **sector(2, "30.300"))
+    )
+    (lap,) = feed.end()
+    assert (lap.lap, lap.lap_time_ms, lap.sector1_ms, lap.sector2_ms, lap.sector3_ms) == (
+        1,
+        90_600,
+        30_100,
+        30_200,
+        30_300,
+    )
+    assert lap.flags == ()
+
+
+def test_late_values_belong_to_the_lap_just_completed() -> None:
+    feed = Feed()
+    feed.send(30_000, timing(44, **sector(0, "30.000")))
+    feed.send(60_000, timing(44, **sector(1, "30.000")))
+    feed.send(90_000, timing(44, NumberOfLaps=1))
+    feed.send(91_500, timing(44, **sector(2, "30.000")))
+    feed.send(92_000, timing(44, LastLapTime={"Value": "1:30.000"}))
+    feed.send(120_000, timing(44, **sector(0, "29.000")))
+    feed.send(180_000, timing(44, NumberOfLaps=2, LastLapTime={"Value": "1:29.000"}))
+    first, second = feed.end()
+    assert (first.lap, first.lap_time_ms, first.sector3_ms) == (1, 90_000, 30_000)
+    assert (second.lap, second.lap_time_ms, second.sector1_ms, second.sector3_ms) == (
+        2,
+        89_000,
+        29_000,
+        None,
+    )
+
+
+def test_a_lap_time_just_before_the_count_moves_on_belongs_to_the_completing_lap() -> None:
+    feed = Feed()
+    feed.send(90_000, timing(44, NumberOfLaps=1, LastLapTime={"Value": "1:30.000"}))
+    feed.send(179_100, timing(44, LastLapTime={"Value": "1:29.100"}))
+    feed.send(180_000, timing(44, NumberOfLaps=2))
+    laps = feed.end()
+    assert [(lap.lap, lap.lap_time_ms) for lap in laps] == [(1, 90_000), (2, 89_100)]
+
+
+def test_a_lap_without_lap_time_is_never_given_one() -> None:
+    feed = Feed()
+    feed.send(90_000, timing(44, NumberOfLaps=1, **sector(2, "30.000")))
+    feed.send(90_000 + LATE_VALUE_WINDOW_MS + 1, timing(44, **sector(0, "28.000")))
+    (lap,) = feed.end()
+    assert lap.lap_time_ms is None
+    assert lap.sector1_ms is None
+
+
+def test_a_jump_in_the_count_reports_the_skipped_laps_untimed_and_flagged() -> None:
+    feed = Feed()
+    feed.send(90_000, timing(44, NumberOfLaps=1, LastLapTime={"Value": "1:30.000"}))
+    feed.send(270_000, timing(44, NumberOfLaps=3, LastLapTime={"Value": "1:30.500"}))
+    laps = feed.end()
+    assert [(lap.lap, lap.lap_time_ms, lap.flags) for lap in laps] == [
+        (1, 90_000, ()),
+        (2, None, ("lap_not_reported",)),
+        (3, 90_500, ()),
+    ]
+
+
+def test_sectors_that_do_not_sum_to_the_lap_time_are_flagged() -> None:
+    feed = Feed()
+    feed.send(30_000, timing(44, **sector(0, "30.000")))
+    feed.send(60_000, timing(44, **sector(1, "30.000")))
+    feed.send(
+        90_000, timing(44, NumberOfLaps=1, LastLapTime={"Value": "1:31.000"}, **sector(2, "30.000"))
+    )
+    (lap,) = feed.end()
+    assert lap.flags == ("sectors_do_not_sum_to_lap_time",)
+
+
+def test_pit_in_and_out_mark_the_in_lap_and_the_out_lap_with_their_stints() -> None:
+    feed = Feed()
+    feed.app(
+        1_000,
+        {
+            "Lines": {
+                "44": {
+                    "Stints": [{"Compound": "SOFT", "New": "true", "TotalLaps": 0, "StartLaps": 0}]
+                }
+            }
+        },
+    )
+    feed.send(85_000, timing(44, InPit=True, NumberOfPitStops=1))
+    feed.send(90_000, timing(44, NumberOfLaps=1, LastLapTime={"Value": "1:30.000"}))
+    feed.send(110_000, timing(44, InPit=False, PitOut=True))
+    feed.app(
+        110_000,
+        {"Lines": {"44": {"Stints": {"1": {"Compound": "HARD", "New": "true", "TotalLaps": 0}}}}},
+    )
+    feed.send(140_000, timing(44, PitOut=False))
+    feed.send(200_000, timing(44, NumberOfLaps=2, LastLapTime={"Value": "1:50.000"}))
+    feed.send(290_000, timing(44, NumberOfLaps=3, LastLapTime={"Value": "1:30.000"}))
+    laps = feed.end()
+    assert [(lap.lap, lap.pit_in, lap.pit_out, lap.stint, lap.compound) for lap in laps] == [
+        (1, True, False, 1, "SOFT"),
+        (2, False, True, 2, "HARD"),
+        (3, False, False, 2, "HARD"),
+    ]
+
+
+def test_a_car_already_in_the_garage_at_the_start_has_no_in_lap() -> None:
+    stints = StintTracker("s")
+    fitter = LapFitter("s", stints)
+    fitter.on_message({"Lines": {}}, 0, keyframe=True)
+    fitter.on_message(timing(16, InPit=True, PitOut=False), 500, keyframe=False)
+    fitter.on_message(timing(16, InPit=False), 600_000, keyframe=False)
+    fitter.on_message(timing(16, NumberOfLaps=1), 700_000, keyframe=False)
+    (lap,) = fitter.finish()
+    assert (lap.pit_in, lap.pit_out) == (False, False)
+
+
+def test_feed_times_parse_and_format() -> None:
+    assert parse_time_ms("1:45.412") == 105_412
+    assert parse_time_ms("42.025") == 42_025
+    assert parse_time_ms("59") == 59_000
+    assert parse_time_ms("1:02.3") == 62_300
+    for bad in ("", "-", "1:xx", None, 12, "LAP 1"):
+        assert parse_time_ms(bad) is None
+    assert format_time_ms(105_412) == "1:45.412"
+    assert format_time_ms(42_025) == "42.025"
