@@ -134,7 +134,7 @@ def test_bad_store_urls_are_user_errors(url: str) -> None:
 
 def test_an_unreachable_postgresql_server_is_a_user_error() -> None:
     with pytest.raises(UserError, match="cannot open the store"):
-        EventLog(parse_store_url("postgresql://nobody:secret@127.0.0.1:1/none"))
+        EventLog(parse_store_url("postgresql://nobody:secret@127.0.0.1:1/none?connect_timeout=1"))
 
 
 def test_passwords_are_redacted_in_messages() -> None:

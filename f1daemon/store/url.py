@@ -1,5 +1,7 @@
 """Store URLs: `sqlite:///path/events.db` or `postgresql://user:pass@host:port/db`.
 
+A PostgreSQL URL may end in `?connect_timeout=SECONDS` (default 10).
+
 The URL is turned into the environment that eventsourcing's infrastructure factory
 reads, so both backends go through the same recorder interface.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from f1daemon.errors import UserError
 
@@ -79,6 +81,9 @@ def _postgresql(url: str) -> StoreURL:
         port = parts.port or 5432
     except ValueError:
         raise UserError(f"bad PostgreSQL store URL {url!r}: the port is not a number") from None
+    timeout = parse_qs(parts.query).get("connect_timeout", ["10"])[-1]
+    if not timeout.isdigit():
+        raise UserError(f"bad PostgreSQL store URL {url!r}: connect_timeout must be seconds")
     environment = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": dbname,
@@ -86,7 +91,7 @@ def _postgresql(url: str) -> StoreURL:
         "POSTGRES_PORT": str(port),
         "POSTGRES_USER": unquote(parts.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_CONNECT_TIMEOUT": timeout,
         "ORIGINATOR_ID_TYPE": "text",
         "CREATE_TABLE": "y",
     }

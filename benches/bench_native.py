@@ -1,0 +1,136 @@
+"""The Rust hot paths (`f1daemon._native`) against their plain-Python references.
+
+1. `split_json_stream` on the Baku 2018 race's `TimingData.jsonStream`;
+2. `decode_z_many` on all 632 `CarData.z` / `Position.z` payloads of the Monaco 2023
+   FP2 SignalR capture.
+
+Both sides run in the same process on the same input; the best of several repeats counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from f1daemon import _native
+from tests.native_reference import decode_z_reference, split_json_stream_reference
+
+REPO = Path(__file__).resolve().parent.parent
+BAKU = "livetiming/2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race/TimingData.jsonStream"
+MONACO = "f1dash-signalr-2023_Monaco/fp2.txt"
+Z_TOPICS = ("CarData.z", "Position.z")
+REPEATS = 7
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured implementation."""
+
+    name: str
+    seconds: float
+    megabytes: float  # input (or output) size the MB/s column refers to
+    items: int
+
+
+def best_of(function: Callable[[], object], repeats: int = REPEATS) -> float:
+    """Best wall-clock time of `repeats` calls, in seconds."""
+    function()  # warm-up: page cache, allocator, lazy imports
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def feed_z_payloads(path: Path) -> list[str]:
+    """The `.z` payloads of the capture's `feed` frames (after its 3 log lines)."""
+    payloads: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines()[3:]:
+        if not line.strip():
+            continue
+        for message in json.loads(line).get("M", []):
+            if message.get("M") == "feed" and message["A"][0] in Z_TOPICS:
+                payloads.append(message["A"][1])
+    return payloads
+
+
+def print_table(title: str, unit: str, rows: list[Row]) -> None:
+    """Rows with time, MB/s, items/s and the speed-up over the last row (the reference)."""
+    baseline = rows[-1].seconds
+    print(title)
+    print(f"  {'implementation':<24} {'best ms':>9} {'MB/s':>9} {unit + '/s':>14} {'speed-up':>9}")
+    for row in rows:
+        print(
+            f"  {row.name:<24} {row.seconds * 1e3:>9.2f} {row.megabytes / row.seconds:>9.1f}"
+            f" {row.items / row.seconds:>14,.0f} {baseline / row.seconds:>8.1f}x"
+        )
+
+
+def bench_split(data: bytes) -> None:
+    native = _native.split_json_stream(data)
+    assert native == split_json_stream_reference(data)
+    megabytes, lines = len(data) / 1e6, len(native)
+    rows = [
+        Row("native", best_of(lambda: _native.split_json_stream(data)), megabytes, lines),
+        Row(
+            "python reference", best_of(lambda: split_json_stream_reference(data)), megabytes, lines
+        ),
+    ]
+    print_table(
+        f"split_json_stream: Baku 2018 TimingData ({megabytes:.2f} MB, {lines:,} lines)",
+        "lines",
+        rows,
+    )
+
+
+def bench_decode(payloads: list[str]) -> None:
+    expected = [decode_z_reference(payload) for payload in payloads]
+    assert _native.decode_z_many(payloads) == expected
+    # MB/s of inflated JSON (UTF-8 bytes).
+    megabytes = sum(len(text.encode()) for text in expected) / 1e6
+    count = len(payloads)
+    rows = [
+        Row(
+            "native decode_z_many",
+            best_of(lambda: _native.decode_z_many(payloads)),
+            megabytes,
+            count,
+        ),
+        Row(
+            "native decode_z loop",
+            best_of(lambda: [_native.decode_z(payload) for payload in payloads]),
+            megabytes,
+            count,
+        ),
+        Row(
+            "python reference",
+            best_of(lambda: [decode_z_reference(payload) for payload in payloads]),
+            megabytes,
+            count,
+        ),
+    ]
+    base64_mb = sum(map(len, payloads)) / 1e6
+    print_table(
+        f"decode_z_many: Monaco 2023 FP2 ({count} payloads, {base64_mb:.2f} MB base64"
+        f" -> {megabytes:.2f} MB JSON; MB/s inflated)",
+        "payloads",
+        rows,
+    )
+
+
+def main() -> None:
+    """Measure both benchmarks and print a table for each."""
+    testdata = Path(os.environ.get("F1DAEMON_TESTDATA", REPO.parent / "shared" / "f1data"))
+    if not (testdata / BAKU).is_file() or not (testdata / MONACO).is_file():
+        print(f"recordings not found under {testdata}; set F1DAEMON_TESTDATA")
+        return
+    print(f"best of {REPEATS} runs each")
+    bench_split((testdata / BAKU).read_bytes())
+    payloads = feed_z_payloads(testdata / MONACO)
+    assert len(payloads) == 632, len(payloads)
+    bench_decode(payloads)
