@@ -22,7 +22,7 @@ $(STAMP): | $(BIN)/python
 # Installs the package in development mode with its dependencies and builds the
 # native extension (cargo rebuilds only what changed).
 native: $(STAMP)
-	$(BIN)/maturin develop --release --quiet --extras test
+	PIP_QUIET=1 $(BIN)/maturin develop --release --quiet --extras test
 
 demo: native
 	$(BIN)/f1daemon demo
