@@ -47,6 +47,7 @@ pytest: native
 test: lint typecheck rust-lint rust-test pytest
 
 bench: native
+	PIP_QUIET=1 $(BIN)/maturin develop --release --quiet --extras test,bench
 	$(BIN)/python -m benches
 
 clean:

@@ -2,7 +2,9 @@
 
 1. `split_json_stream` on the Baku 2018 race's `TimingData.jsonStream`;
 2. `decode_z_many` on all 632 `CarData.z` / `Position.z` payloads of the Monaco 2023
-   FP2 SignalR capture.
+   FP2 SignalR capture;
+3. `decode_car_data` / `decode_position` (to Arrow) on its 316 payloads of each topic,
+   passed as one sequence; both sides single-threaded.
 
 Both sides run in the same process on the same input; the best of several repeats counts.
 """
@@ -15,9 +17,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from f1daemon import _native
-from tests.native_reference import decode_z_reference, split_json_stream_reference
+from tests.native_reference import (
+    decode_car_data_reference,
+    decode_position_reference,
+    decode_z_reference,
+    split_json_stream_reference,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 BAKU = "livetiming/2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race/TimingData.jsonStream"
@@ -47,14 +55,14 @@ def best_of(function: Callable[[], object], repeats: int = REPEATS) -> float:
     return best
 
 
-def feed_z_payloads(path: Path) -> list[str]:
-    """The `.z` payloads of the capture's `feed` frames (after its 3 log lines)."""
+def feed_z_payloads(path: Path, topics: tuple[str, ...] = Z_TOPICS) -> list[str]:
+    """The `.z` payloads of `topics` in the capture's `feed` frames (after its 3 log lines)."""
     payloads: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines()[3:]:
         if not line.strip():
             continue
         for message in json.loads(line).get("M", []):
-            if message.get("M") == "feed" and message["A"][0] in Z_TOPICS:
+            if message.get("M") == "feed" and message["A"][0] in topics:
                 payloads.append(message["A"][1])
     return payloads
 
@@ -123,6 +131,33 @@ def bench_decode(payloads: list[str]) -> None:
     )
 
 
+def bench_telemetry(
+    topic: str,
+    payloads: list[str],
+    native: Callable[[list[str]], Any],
+    reference: Callable[[list[str]], Any],
+) -> None:
+    batch = native(payloads)
+    assert batch.equals(reference(payloads))
+    # MB/s of inflated JSON; "samples" are the batch's rows, one per (entry, car).
+    megabytes = sum(len(text.encode()) for text in _native.decode_z_many(payloads)) / 1e6
+    rows = [
+        Row(
+            f"native {native.__name__}",
+            best_of(lambda: native(payloads)),
+            megabytes,
+            batch.num_rows,
+        ),
+        Row("python reference", best_of(lambda: reference(payloads)), megabytes, batch.num_rows),
+    ]
+    print_table(
+        f"{native.__name__}: Monaco 2023 FP2 {topic} ({len(payloads)} payloads as one sequence,"
+        f" {megabytes:.2f} MB JSON -> {batch.num_rows:,} rows; MB/s inflated)",
+        "samples",
+        rows,
+    )
+
+
 def main() -> None:
     """Measure both benchmarks and print a table for each."""
     testdata = Path(os.environ.get("F1DAEMON_TESTDATA", REPO.parent / "shared" / "f1data"))
@@ -134,3 +169,10 @@ def main() -> None:
     payloads = feed_z_payloads(testdata / MONACO)
     assert len(payloads) == 632, len(payloads)
     bench_decode(payloads)
+    for topic, native, reference in [
+        ("CarData.z", _native.decode_car_data, decode_car_data_reference),
+        ("Position.z", _native.decode_position, decode_position_reference),
+    ]:
+        topic_payloads = feed_z_payloads(testdata / MONACO, (topic,))
+        assert len(topic_payloads) == 316, (topic, len(topic_payloads))
+        bench_telemetry(topic, topic_payloads, native, reference)

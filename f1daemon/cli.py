@@ -20,6 +20,19 @@ if TYPE_CHECKING:
     from f1daemon.store.eventlog import EventLog
 
 EXIT_USER_ERROR = 2
+# The export kinds (f1daemon.store.exports.EXPORTS), listed here so --help stays fast.
+EXPORT_KINDS = (
+    "laps",
+    "stints",
+    "pits",
+    "track-status",
+    "neutralisations",
+    "race-control",
+    "weather",
+    "positions",
+    "telemetry",
+    "car-positions",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -70,16 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[store],
         help="ingest recorded feed files into the log",
         description=(
-            "Append every message of archive files ({Topic}.jsonStream, or a session "
-            "folder of them) to the log as it was recorded, then derive laps and "
-            "stints from them. Ingesting the same files again adds nothing."
+            "Append every message of recorded feed files to the log as it was recorded, "
+            "then derive laps, stints, pit stops, track status, race control, weather and "
+            "telemetry from them. A PATH is an archive session folder or {Topic}.jsonStream "
+            "file, or a live recording (a classic SignalR capture, or FastF1's live-client "
+            "format), told apart by content; lines that cannot be read are quarantined with "
+            "the reason. Ingesting the same files again adds nothing."
         ),
     )
     ingest.add_argument(
-        "paths", nargs="+", type=Path, metavar="PATH", help="a session folder or a .jsonStream file"
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="a session folder, a .jsonStream file or a recording",
     )
     ingest.add_argument(
-        "--session", metavar="KEY", help="session key (default: from the folder name)"
+        "--session",
+        metavar="KEY",
+        help="session key (default: from the folder name or the recording's SessionInfo)",
     )
     ingest.set_defaults(handler=_ingest)
 
@@ -89,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="export derived data as CSV, Parquet or JSON",
         description="Export a session's derived data from the log's latest derivation.",
     )
-    export.add_argument("kind", choices=["laps"], help="what to export")
+    export.add_argument("kind", choices=EXPORT_KINDS, help="what to export")
     export.add_argument(
         "--session", metavar="KEY", help="session key (may be left out when the log holds one)"
     )
@@ -154,21 +176,27 @@ def _ingest(args: argparse.Namespace) -> int:
             )
             print(
                 f"{result.session}: {result.files} files, {result.appended} messages appended, "
-                f"{result.already_logged} already in the log; {derived}"
+                f"{result.already_logged} already in the log; {derived}; "
+                f"{result.quarantined} quarantined lines appended"
             )
+            for report in result.recordings:
+                print(f"  {report.summary()}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from f1daemon.store.derivation import current_events, resolve_session
-    from f1daemon.store.exports import laps_table, write_table
+    from f1daemon.store.exports import export_table, write_table
 
     with _open_log(args.store) as log:
         session = resolve_session(log, args.session)
-        table = laps_table(current_events(log, session))
+        table = export_table(args.kind, current_events(log, session))
     write_table(table, args.format, args.output)
     if args.output is not None:
-        print(f"{table.num_rows} laps of {session} written to {args.output}", file=sys.stderr)
+        print(
+            f"{table.num_rows} rows of {args.kind} of {session} written to {args.output}",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -12,16 +12,19 @@ from collections.abc import Sequence
 from operator import attrgetter
 from pathlib import Path
 
-import orjson
-
-from f1daemon._native import decode_z_many
-from f1daemon.domain.events import DerivedEvent, LapCompleted
+from f1daemon.domain.events import (
+    DerivedEvent,
+    LapCompleted,
+    NeutralisationPeriod,
+    PitStop,
+    TelemetryBatch,
+)
 from f1daemon.feed.timing import format_time_ms
 from f1daemon.ingest import ingest_paths
 from f1daemon.sources.simulator import SimulatedRace, write_race
 from f1daemon.store.derivation import current_events
 from f1daemon.store.eventlog import EventLog
-from f1daemon.store.exports import laps_table, write_table
+from f1daemon.store.exports import export_table, write_table
 from f1daemon.store.url import parse_store_url
 
 
@@ -33,11 +36,8 @@ def run_demo(data_dir: Path, *, seed: int, track: str, cars: int, laps: int) -> 
     with EventLog(parse_store_url(store_url)) as log:
         (ingested,) = ingest_paths(log, [folder])
         events = current_events(log, ingested.session)
-        telemetry = [
-            fact.payload for _, fact in log.facts(ingested.session) if fact.topic == "CarData.z"
-        ]
     export_dir = data_dir / "exports" / ingested.session.replace("/", "__")
-    table = laps_table(events)
+    table = export_table("laps", events)
     write_table(table, "parquet", export_dir / "laps.parquet")
     write_table(table, "csv", export_dir / "laps.csv")
 
@@ -50,7 +50,8 @@ def run_demo(data_dir: Path, *, seed: int, track: str, cars: int, laps: int) -> 
     print(f"  exports     {export_dir / 'laps.parquet'}, {export_dir / 'laps.csv'}")
     _print_classification(events)
     _print_fastest(events)
-    _print_telemetry(telemetry)
+    _print_neutralisations(events)
+    _print_telemetry(events)
     matched, total = compare_with_ground_truth(events, race)
     print(f"\nCheck: {matched} of {total} derived laps equal the simulator's own record of them.")
 
@@ -110,18 +111,26 @@ def _print_fastest(events: Sequence[DerivedEvent], count: int = 5) -> None:
         )
 
 
-def _print_telemetry(payloads: Sequence[str]) -> None:
-    # The archive line's JSON is a string holding the base64; the native decoder inflates it.
-    decoded = decode_z_many([orjson.loads(p) for p in payloads])
-    samples = 0
-    top: tuple[int, int] = (0, 0)
-    for text in decoded:
-        for entry in orjson.loads(text).get("Entries", []):
-            for number, car in entry.get("Cars", {}).items():
-                samples += 1
-                speed = car.get("Channels", {}).get("2", 0)
-                top = max(top, (speed, int(number)))
+def _print_neutralisations(events: Sequence[DerivedEvent]) -> None:
+    periods = [e for e in events if isinstance(e, NeutralisationPeriod)]
+    stops = sum(1 for e in events if isinstance(e, PitStop))
+    print(f"\nPit stops: {stops}; neutralisations: {len(periods) or 'none'}")
+    for period in periods:
+        print(f"  {period.kind:<4} laps {period.first_lap}-{period.last_lap}")
+
+
+def _print_telemetry(events: Sequence[DerivedEvent]) -> None:
+    batches = [e for e in events if isinstance(e, TelemetryBatch)]
+    samples = sum(len(b.utc_ms) for b in batches)
+    top = max(
+        (
+            (speed or 0, driver)
+            for b in batches
+            for speed, driver in zip(b.speed, b.driver, strict=True)
+        ),
+        default=(0, 0),
+    )
     print(
-        f"\nTelemetry (CarData.z, decoded natively): {samples} car samples in {len(payloads)} "
+        f"\nTelemetry (CarData.z, decoded natively): {samples} car samples in {len(batches)} "
         f"messages; top speed {top[0]} km/h by #{top[1]}"
     )

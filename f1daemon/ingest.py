@@ -1,19 +1,22 @@
 """`f1daemon ingest`: recorded feed files into a session's log, then derived events.
 
-Facts are appended first and idempotently; the session is derived again only when
-new facts arrived or the pipeline changed, so ingesting the same files twice adds
-nothing.
+A path is an archive session folder or `{Topic}.jsonStream` file, or a live recording
+(a classic SignalR capture or a FastF1 live-client file; told apart by content, see
+`f1daemon.sources.recording`). Facts are appended first and idempotently; the session
+is derived again only when new facts arrived or the pipeline changed, so ingesting the
+same files twice adds nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from f1daemon.domain.events import DerivationCompleted
+from f1daemon.domain.events import DerivationCompleted, MessageReceived
 from f1daemon.feed.pipeline import PIPELINE_VERSION
-from f1daemon.sources.archive import TopicFile, read_facts, session_key_for, topic_files
+from f1daemon.sources.archive import SUFFIX, TopicFile, read_facts, session_key_for, topic_files
+from f1daemon.sources.recording import Recording, RecordingReport, read_recording
 from f1daemon.store.derivation import derive_session
 from f1daemon.store.eventlog import EventLog
 
@@ -24,45 +27,95 @@ class SessionIngest:
 
     session: str
     files: int
-    appended: int
-    already_logged: int
+    appended: int  # messages appended
+    already_logged: int  # facts (messages or quarantined lines) that were logged before
     derivation: DerivationCompleted | None  # None when nothing needed deriving again
+    quarantined: int = 0  # quarantined lines appended (recordings only)
+    recordings: tuple[RecordingReport, ...] = ()  # what each recording's lines came to
+
+
+@dataclass
+class _SessionFiles:
+    origin: str
+    archive: dict[Path, TopicFile] = field(default_factory=dict)
+    recordings: dict[Path, Recording] = field(default_factory=dict)
+
+
+def is_archive_path(path: Path) -> bool:
+    """Whether a path is read as the static archive: a folder or a `.jsonStream` file."""
+    return path.is_dir() or path.name.endswith(SUFFIX) or not path.exists()
 
 
 def ingest_paths(
     log: EventLog, paths: Sequence[Path], session: str | None = None
 ) -> list[SessionIngest]:
-    """Ingest archive folders or files; group them by session (or into `session`)."""
-    groups: dict[str, dict[Path, TopicFile]] = {}
-    origins: dict[str, str] = {}
+    """Ingest archive folders or files and recordings; group them by session (or into `session`).
+
+    A file named twice is read once. A recording's session is the one its SessionInfo
+    names (else its file's stem) unless `session` is given.
+    """
+    groups: dict[str, _SessionFiles] = {}
     for path in paths:
-        key = session or session_key_for(path)
-        files = groups.setdefault(key, {})
-        for topic_file in topic_files(path):
-            files.setdefault(
-                topic_file.path.resolve(), topic_file
-            )  # a file named twice is read once
-        origins.setdefault(key, str(path))
+        if is_archive_path(path):
+            files = topic_files(path)  # a missing path is reported from here
+            key = session or session_key_for(path)
+            group = groups.setdefault(key, _SessionFiles(origin=str(path)))
+            for topic_file in files:
+                group.archive.setdefault(topic_file.path.resolve(), topic_file)
+        else:
+            resolved = path.resolve()
+            read = (g.recordings[resolved] for g in groups.values() if resolved in g.recordings)
+            recording = next(read, None) or read_recording(path)
+            key = session or recording.session_key()
+            group = groups.setdefault(key, _SessionFiles(origin=str(path)))
+            group.recordings.setdefault(resolved, recording)
     return [
-        ingest_session(log, key, list(files.values()), origins[key])
-        for key, files in groups.items()
+        ingest_session(
+            log,
+            key,
+            list(group.archive.values()),
+            group.origin,
+            recordings=list(group.recordings.values()),
+        )
+        for key, group in groups.items()
     ]
 
 
 def ingest_session(
-    log: EventLog, session: str, files: Sequence[TopicFile], origin: str
+    log: EventLog,
+    session: str,
+    files: Sequence[TopicFile],
+    origin: str,
+    *,
+    recordings: Sequence[Recording] = (),
 ) -> SessionIngest:
     """Append one session's files as facts, then derive the session if anything changed."""
     log.register_session(session, origin)
-    result = log.append_facts(read_facts(session, files))
+    appended = already = quarantined = 0
+    if files:
+        result = log.append_facts(read_facts(session, files))
+        appended, already = result.appended, result.already_logged
+    for recording in recordings:
+        facts = list(recording.facts(session))
+        result = log.append_facts(facts)
+        already += result.already_logged
+        # A recording's facts are numbered 1..n in one stream, and the log skips those
+        # at or below the stream's head: what was already logged is a prefix.
+        for fact in facts[result.already_logged :]:
+            if isinstance(fact, MessageReceived):
+                appended += 1
+            else:
+                quarantined += 1
     latest = log.latest_derivation(session)
     derivation = None
-    if result.appended or latest is None or latest.pipeline_version != PIPELINE_VERSION:
+    if appended or quarantined or latest is None or latest.pipeline_version != PIPELINE_VERSION:
         derivation = derive_session(log, session)
     return SessionIngest(
         session=session,
-        files=len(files),
-        appended=result.appended,
-        already_logged=result.already_logged,
+        files=len(files) + len(recordings),
+        appended=appended,
+        already_logged=already,
         derivation=derivation,
+        quarantined=quarantined,
+        recordings=tuple(recording.report for recording in recordings),
     )

@@ -19,6 +19,25 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
+TESTDATA = Path(os.environ.get("F1DAEMON_TESTDATA", REPO.parent / "shared" / "f1data"))
+
+# Checks made on real sessions, reported at the end of the run.
+_CHECKS: dict[str, list[str]] = {}
+
+
+def record_check(session: str, what: str) -> None:
+    """Note a check made on a real session, for the summary at the end of the run."""
+    _CHECKS.setdefault(session, []).append(what)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _CHECKS:
+        return
+    terminalreporter.section("checks on real sessions")
+    for session, checks in sorted(_CHECKS.items()):
+        terminalreporter.write_line(f"{session}: {'; '.join(checks)}")
+    total = sum(len(c) for c in _CHECKS.values())
+    terminalreporter.write_line(f"{len(_CHECKS)} sessions, {total} checks")
 
 
 def _missing(what: str) -> None:
@@ -30,10 +49,9 @@ def _missing(what: str) -> None:
 @pytest.fixture(scope="session")
 def testdata() -> Path:
     """The folder of real F1 recordings."""
-    path = Path(os.environ.get("F1DAEMON_TESTDATA", REPO.parent / "shared" / "f1data"))
-    if not (path / "livetiming").is_dir():
-        _missing(f"the recordings folder {path}")
-    return path
+    if not (TESTDATA / "livetiming").is_dir():
+        _missing(f"the recordings folder {TESTDATA}")
+    return TESTDATA
 
 
 _databases = itertools.count()

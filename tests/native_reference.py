@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
+import math
 import re
 import zlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+import pyarrow as pa
 
 _BOM = b"\xef\xbb\xbf"
 # ASCII whitespace as `bytes.strip()` knows it (incl. vertical tab and form feed).
@@ -48,8 +55,267 @@ def decode_z_reference(payload: str | bytes) -> str:
     `validate=True` (`"AAAA="`); 3.13 rejects it, as RFC 4648 and the native decoder
     do. The explicit check below gives the 3.13 behaviour on every version.
     """
+    return zlib.decompress(_b64decode(payload), wbits=-15).decode("utf-8-sig")
+
+
+def _b64decode(payload: str | bytes) -> bytes:
+    """Strict, padded, standard base64 as `decode_z_reference` describes."""
     raw = payload.encode("ascii") if isinstance(payload, str) else payload
     data = raw.rstrip(b"=")
     if len(raw) - len(data) != -len(data) % 4:
         raise binascii.Error("Excess padding not allowed")
-    return zlib.decompress(base64.b64decode(raw, validate=True), wbits=-15).decode("utf-8-sig")
+    return base64.b64decode(raw, validate=True)
+
+
+# --- telemetry into Arrow --------------------------------------------------------------
+
+MAX_DECODED_BYTES = 64 * 1024 * 1024  # `_native.MAX_DECODED_BYTES`
+_INT8 = (-(2**7), 2**7 - 1)
+_INT16 = (-(2**15), 2**15 - 1)
+_INT32 = (-(2**31), 2**31 - 1)
+
+CAR_DATA_SCHEMA = pa.schema(
+    [
+        pa.field("utc_ms", pa.int64(), nullable=False),
+        pa.field("driver", pa.int16(), nullable=False),
+        pa.field("rpm", pa.int32()),
+        pa.field("speed", pa.int16()),
+        pa.field("gear", pa.int8()),
+        pa.field("throttle", pa.int16()),
+        pa.field("brake", pa.int16()),
+        pa.field("drs", pa.int16()),
+    ]
+)
+# (column, channel key, bounds) of the CarData.z channels.
+_CHANNELS = (
+    ("rpm", "0", _INT32),
+    ("speed", "2", _INT16),
+    ("gear", "3", _INT8),
+    ("throttle", "4", _INT16),
+    ("brake", "5", _INT16),
+    ("drs", "45", _INT16),
+)
+POSITION_SCHEMA = pa.schema(
+    [
+        pa.field("utc_ms", pa.int64(), nullable=False),
+        pa.field("driver", pa.int16(), nullable=False),
+        pa.field("status", pa.string()),
+        pa.field("x", pa.int32()),
+        pa.field("y", pa.int32()),
+        pa.field("z", pa.int32()),
+    ]
+)
+_TIMESTAMP_UTC = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,7}))?Z?"
+)
+_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
+
+
+class ShapeError(ValueError):
+    """JSON of the wrong shape; `path` says where (outermost first)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+
+def decode_car_data_reference(payloads: str | bytes | Iterable[str | bytes]) -> pa.RecordBatch:
+    """`CarData.z` payloads as one record batch of `CAR_DATA_SCHEMA`.
+
+    One row per (entry, car), in payload, entry and `Cars` key order. Accepted, exactly
+    (anything else raises `ValueError` naming the payload's index):
+
+    * the message: an object with `Entries`, an array of objects with `Utc` (a timestamp,
+      see `_utc_ms`) and `Cars`, an object keyed by driver number (see `_driver`) of
+      objects with an object `Channels`;
+    * the channels `"0"` (rpm), `"2"` (speed), `"3"` (gear), `"4"` (throttle), `"5"`
+      (brake), `"45"` (DRS): a JSON integer fitting the column (see `_int`), or null, or
+      absent (null too);
+    * other keys are ignored; a repeated key counts once, with its last value, at the
+      position of its first occurrence (what `orjson.loads` makes of it);
+    * the JSON itself as `orjson.loads` accepts it (arrays and objects nest at most 1024
+      deep; no NaN, no numbers beyond `float`).
+
+    A payload that is neither `str` nor `bytes` raises `TypeError`.
+    """
+    columns: dict[str, list[Any]] = {name: [] for name in CAR_DATA_SCHEMA.names}
+    utc_ms, driver = columns["utc_ms"], columns["driver"]
+    channel_columns = [(columns[name], key, bounds) for name, key, bounds in _CHANNELS]
+
+    def add(message: object) -> None:
+        for i, entry in enumerate(_array_field(message, "Entries", "a CarData object")):
+            path = f"Entries[{i}]"
+            fields = _object(entry, path, "an object with `Utc` and `Cars`")
+            time = _utc_ms(_required(fields, "Utc", path), f"{path}.Utc")
+            cars = _required(fields, "Cars", path)
+            for key, car in _object(cars, f"{path}.Cars", "an object keyed by driver").items():
+                where = f"{path}.Cars[{key!r}]"
+                number = _driver(key, where)
+                car_fields = _object(car, where, "an object with `Channels`")
+                channels = _object(
+                    _required(car_fields, "Channels", where),
+                    f"{where}.Channels",
+                    "an object of channels",
+                )
+                utc_ms.append(time)
+                driver.append(number)
+                for column, channel, bounds in channel_columns:
+                    value = channels.get(channel)
+                    column.append(
+                        value
+                        if type(value) is int and bounds[0] <= value <= bounds[1]
+                        else _int(value, bounds, f"{where}.Channels[{channel!r}]")
+                    )
+
+    _each_message(payloads, "CarData", add)
+    return pa.record_batch(
+        [pa.array(columns[f.name], f.type) for f in CAR_DATA_SCHEMA], schema=CAR_DATA_SCHEMA
+    )
+
+
+def decode_position_reference(payloads: str | bytes | Iterable[str | bytes]) -> pa.RecordBatch:
+    """`Position.z` payloads as one record batch of `POSITION_SCHEMA`.
+
+    Accepted, exactly (else `ValueError` naming the payload): an object with `Position`,
+    an array of objects with `Timestamp` (see `_utc_ms`) and `Entries`, an object keyed
+    by driver number of objects whose optional `Status` is a string or null and optional
+    `X`, `Y`, `Z` are `int32` integers or null (see `_int`). JSON, other and repeated keys
+    as in `decode_car_data_reference`.
+    """
+    columns: dict[str, list[Any]] = {name: [] for name in POSITION_SCHEMA.names}
+
+    def add(message: object) -> None:
+        for i, entry in enumerate(_array_field(message, "Position", "a Position object")):
+            path = f"Position[{i}]"
+            fields = _object(entry, path, "an object with `Timestamp` and `Entries`")
+            time = _utc_ms(_required(fields, "Timestamp", path), f"{path}.Timestamp")
+            cars = _required(fields, "Entries", path)
+            for key, car in _object(cars, f"{path}.Entries", "an object keyed by driver").items():
+                where = f"{path}.Entries[{key!r}]"
+                number = _driver(key, where)
+                position = _object(car, where, "an object with `Status`, `X`, `Y`, `Z`")
+                status = position.get("Status")
+                if status is not None and type(status) is not str:
+                    raise ShapeError(f"{where}.Status", "expected a string or null")
+                columns["utc_ms"].append(time)
+                columns["driver"].append(number)
+                columns["status"].append(status)
+                for axis in ("X", "Y", "Z"):
+                    columns[axis.lower()].append(
+                        _int(position.get(axis), _INT32, f"{where}.{axis}")
+                    )
+
+    _each_message(payloads, "Position", add)
+    return pa.record_batch(
+        [pa.array(columns[f.name], f.type) for f in POSITION_SCHEMA], schema=POSITION_SCHEMA
+    )
+
+
+def _each_message(
+    payloads: str | bytes | Iterable[str | bytes], topic: str, add: Callable[[object], None]
+) -> None:
+    """`add(message)` for each payload's parsed JSON, in order; errors name the payload."""
+    if isinstance(payloads, bytearray):
+        raise TypeError("payloads must be str, bytes or a sequence of them, not bytearray")
+    items = [payloads] if isinstance(payloads, str | bytes) else payloads
+    for index, payload in enumerate(items):
+        if not isinstance(payload, str | bytes):
+            raise TypeError(
+                f"payload {index}: payload must be str or bytes, not {type(payload).__name__}"
+            )
+        try:
+            text = _decode_z_capped(payload)
+            try:
+                message = orjson.loads(text)
+            except orjson.JSONDecodeError as error:
+                raise ValueError(f"invalid {topic} JSON: {error}") from error
+            try:
+                add(message)
+            except ShapeError as error:
+                raise ValueError(f"invalid {topic} JSON: {error}") from error
+        except ValueError as error:
+            raise ValueError(f"payload {index}: {error}") from error
+
+
+def _decode_z_capped(payload: str | bytes) -> str:
+    """`decode_z_reference` with the native size cap (`MAX_DECODED_BYTES` inflated)."""
+    compressed = _b64decode(payload)
+    inflater = zlib.decompressobj(wbits=-15)
+    try:
+        data = inflater.decompress(compressed, MAX_DECODED_BYTES + 1)
+    except zlib.error as error:
+        raise ValueError(f"invalid deflate stream: {error}") from error
+    if len(data) > MAX_DECODED_BYTES:
+        raise ValueError(f"decoded payload exceeds {MAX_DECODED_BYTES} bytes")
+    if not inflater.eof:
+        raise ValueError("invalid deflate stream: incomplete or truncated stream")
+    return data.decode("utf-8-sig")
+
+
+def _array_field(message: object, field: str, expected: str) -> list[Any]:
+    if type(message) is not dict:
+        raise ShapeError("", f"expected {expected}")
+    if field not in message:
+        raise ShapeError("", f"missing field `{field}`")
+    value = message[field]
+    if type(value) is not list:
+        raise ShapeError(field, "expected an array")
+    return value
+
+
+def _object(value: object, path: str, expected: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise ShapeError(path, f"expected {expected}")
+    return value
+
+
+def _required(fields: dict[str, Any], name: str, path: str) -> object:
+    if name not in fields:
+        raise ShapeError(path, f"missing field `{name}`")
+    return fields[name]
+
+
+def _int(value: object, bounds: tuple[int, int], path: str) -> int | None:
+    """A JSON integer within `bounds`, or null (`None`).
+
+    Floats (`1.0`, `1e2`), strings and booleans are refused, with one exception forced by
+    the parsers: the native one reads `-0` as the float `-0.0` (and orjson reads `-0.0` as
+    a float too), so negative zero in any spelling reads as 0.
+    """
+    if value is None:
+        return None
+    if type(value) is float and value == 0 and math.copysign(1.0, value) < 0:
+        value = 0
+    if type(value) is not int:
+        raise ShapeError(path, "expected an integer or null")
+    if not bounds[0] <= value <= bounds[1]:
+        raise ShapeError(path, f"integer {value} out of range")
+    return value
+
+
+def _driver(key: str, path: str) -> int:
+    """A driver-number key: one or more ASCII digits worth at most 32767 (`"01"` is 1)."""
+    digits = key.lstrip("0")
+    if not (key.isascii() and key.isdigit()) or len(digits) > 5 or int(digits or "0") > 32767:
+        raise ShapeError(path, "driver number must be ASCII digits worth at most 32767")
+    return int(digits or "0")
+
+
+def _utc_ms(value: object, path: str) -> int:
+    """Epoch milliseconds of a feed timestamp, fractional seconds truncated.
+
+    `YYYY-MM-DDTHH:MM:SS`, optionally `.` and 1-7 digits, optionally `Z` (no zone is UTC
+    too); ASCII digits, year 1-9999, a real calendar day, hours below 24, minutes and
+    seconds below 60. Nothing else (no offsets, lower case, spaces).
+    """
+    match = _TIMESTAMP_UTC.fullmatch(value) if type(value) is str else None
+    if match is None:
+        raise ShapeError(path, "expected a timestamp string")
+    year, month, day, hour, minute, second = (int(group) for group in match.groups()[:6])
+    try:
+        days = datetime.date(year, month, day).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        raise ShapeError(path, "not a calendar date") from None
+    if hour > 23 or minute > 59 or second > 59:
+        raise ShapeError(path, "not a time of day")
+    millis = int((match.group(7) or "").ljust(3, "0")[:3])
+    return (((days * 24 + hour) * 60 + minute) * 60 + second) * 1000 + millis

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from f1daemon.domain.events import LapCompleted
+from f1daemon.domain.events import LapCompleted, PitStop, PositionChanged
 from f1daemon.feed.laps import LATE_VALUE_WINDOW_MS, LapFitter
 from f1daemon.feed.stints import StintTracker
+from f1daemon.feed.timebase import TimeBase
 from f1daemon.feed.timing import format_time_ms, parse_time_ms
+from f1daemon.feed.track_status import TrackStatusTracker
 
 
 def timing(driver: int, **values: Any) -> dict[str, Any]:
@@ -18,23 +20,34 @@ def sector(index: int, value: str) -> dict[str, Any]:
     return {"Sectors": {str(index): {"Value": value}}}
 
 
+NO_TIME_BASE = TimeBase(t0=None, session_start_ms=None, samples=0)
+
+
+def fitter() -> LapFitter:
+    stints = StintTracker("s")
+    return LapFitter("s", stints, TrackStatusTracker("s"), NO_TIME_BASE)
+
+
 class Feed:
     def __init__(self) -> None:
-        self.stints = StintTracker("s")
-        self.fitter = LapFitter("s", self.stints)
-        self.laps: list[LapCompleted] = []
+        self.fitter = fitter()
+        self.stints = self.fitter.stints
+        self.events: list[LapCompleted | PitStop | PositionChanged] = []
         self.fitter.on_message(timing(44, InPit=False, PitOut=False), 0, keyframe=True)
 
     def send(self, t: int, message: dict[str, Any]) -> None:
-        self.laps.extend(self.fitter.on_message(message, t, keyframe=False))
+        self.events.extend(self.fitter.on_message(message, t, keyframe=False))
 
     def app(self, t: int, message: dict[str, Any]) -> None:
-        self.laps.extend(self.fitter.due(t))
-        self.stints.on_message(message, t)
+        self.events.extend(self.fitter.due(t))
+        self.stints.on_message(message, t, None)
 
     def end(self) -> list[LapCompleted]:
-        self.laps.extend(self.fitter.finish())
-        return self.laps
+        self.events.extend(self.fitter.finish())
+        return [e for e in self.events if isinstance(e, LapCompleted)]
+
+    def stops(self) -> list[PitStop]:
+        return [e for e in self.events if isinstance(e, PitStop)]
 
 
 def test_values_in_the_same_message_as_the_count_belong_to_the_lap_it_completes() -> None:
@@ -146,14 +159,66 @@ def test_pit_in_and_out_mark_the_in_lap_and_the_out_lap_with_their_stints() -> N
 
 
 def test_a_car_already_in_the_garage_at_the_start_has_no_in_lap() -> None:
-    stints = StintTracker("s")
-    fitter = LapFitter("s", stints)
-    fitter.on_message({"Lines": {}}, 0, keyframe=True)
-    fitter.on_message(timing(16, InPit=True, PitOut=False), 500, keyframe=False)
-    fitter.on_message(timing(16, InPit=False), 600_000, keyframe=False)
-    fitter.on_message(timing(16, NumberOfLaps=1), 700_000, keyframe=False)
-    (lap,) = fitter.finish()
+    laps = fitter()
+    laps.on_message({"Lines": {}}, 0, keyframe=True)
+    laps.on_message(timing(16, InPit=True, PitOut=False), 500, keyframe=False)
+    laps.on_message(timing(16, InPit=False), 600_000, keyframe=False)
+    laps.on_message(timing(16, NumberOfLaps=1), 700_000, keyframe=False)
+    (lap,) = laps.finish()
+    assert isinstance(lap, LapCompleted)
     assert (lap.pit_in, lap.pit_out) == (False, False)
+
+
+def test_leaving_the_pits_as_the_count_moves_on_makes_the_new_lap_the_out_lap() -> None:
+    feed = Feed()
+    feed.send(80_000, timing(44, InPit=True))
+    feed.send(90_000, timing(44, NumberOfLaps=1, LastLapTime={"Value": "1:30.000"}))
+    feed.send(300_000, timing(44, InPit=False, PitOut=True, NumberOfLaps=2))
+    feed.send(362_000, timing(44, NumberOfLaps=3, LastLapTime={"Value": "1:01.871"}))
+    laps = feed.end()
+    assert [(lap.lap, lap.pit_in, lap.pit_out) for lap in laps] == [
+        (1, True, False),
+        (2, False, False),
+        (3, False, True),
+    ]
+    (stop,) = feed.stops()
+    assert (stop.in_lap, stop.out_lap, stop.pit_lane_ms) == (1, 3, 220_000)
+
+
+def test_a_faster_lap_the_feed_does_not_mark_as_personal_best_is_flagged() -> None:
+    feed = Feed()
+    feed.send(
+        90_000,
+        timing(44, NumberOfLaps=1, LastLapTime={"Value": "1:36.830", "PersonalFastest": True}),
+    )
+    feed.send(
+        180_000,
+        timing(44, NumberOfLaps=2, LastLapTime={"Value": "1:30.813", "PersonalFastest": False}),
+    )
+    feed.send(
+        270_000,
+        timing(44, NumberOfLaps=3, LastLapTime={"Value": "1:37.000", "PersonalFastest": False}),
+    )
+    assert [lap.flags for lap in feed.end()] == [
+        (),
+        ("faster_than_personal_best_but_not_marked_one",),
+        (),
+    ]
+
+
+def test_speed_traps_positions_and_track_statuses_are_carried_on_the_lap() -> None:
+    feed = Feed()
+    feed.fitter.track.on_message({"Status": "1"}, 0, None, None)
+    feed.send(20_000, timing(44, Speeds={"I1": {"Value": "301"}}, Position="3"))
+    feed.fitter.track.on_message({"Status": "4", "Message": "SCDeployed"}, 50_000, None, 1)
+    feed.send(
+        90_000, timing(44, NumberOfLaps=1, GapToLeader="+1.234", Speeds={"FL": {"Value": "290"}})
+    )
+    feed.send(91_000, timing(44, Speeds={"ST": {"Value": "330"}}))
+    (lap,) = feed.end()
+    assert (lap.speed_i1_kmh, lap.speed_fl_kmh, lap.speed_st_kmh) == (301, 290, 330)
+    assert (lap.position, lap.gap_to_leader) == (3, "+1.234")
+    assert lap.track_statuses == ("1", "4")
 
 
 def test_feed_times_parse_and_format() -> None:

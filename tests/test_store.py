@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from f1daemon.domain.events import LapCompleted, MessageReceived, StintStarted
@@ -30,6 +32,7 @@ def lap(number: int) -> LapCompleted:
         driver=44,
         lap=number,
         session_time_ms=number * 90_000,
+        utc=None,
         lap_time_ms=90_000,
         sector1_ms=30_000,
         sector2_ms=30_000,
@@ -84,6 +87,7 @@ def test_derivation_runs_are_recorded_and_the_latest_is_read(store_url: str) -> 
         new_tyres=True,
         tyre_age_laps=0,
         session_time_ms=0,
+        utc=datetime(2024, 3, 2, 15, 0, tzinfo=UTC),
     )
     with EventLog(parse_store_url(store_url)) as log:
         assert log.latest_derivation("2024/Test_Race") is None

@@ -38,6 +38,9 @@ class MessageReceived(Event):
         default=None, description="UTC wall-clock time of receipt (live sources only)."
     )
     payload: str = Field(description="The message text exactly as received.")
+    keyframe: bool = Field(
+        default=False, description="A full snapshot (subscribe reply) that replaces the state."
+    )
 
 
 class SessionRegistered(Event):
@@ -46,14 +49,48 @@ class SessionRegistered(Event):
     origin: str = Field(description="Where its facts came from, e.g. the ingested folder.")
 
 
-class LapCompleted(Event):
-    """A driver crossed the timing line: one lap as the timing feed tells it."""
+class RecordQuarantined(Event):
+    """Input that could not be accepted, kept whole with the rule it broke and why.
+
+    A source appends one when a line cannot even be framed as a message (it is still
+    a fact: it arrived); the decoders derive one when a message's content breaks a
+    blocking rule. Nothing is dropped: the original text is here.
+    """
+
+    source: str = Field(description="The source the input came from.")
+    stream: str = Field(description="What `sequence` counts within.")
+    sequence: int = Field(ge=1, description="Position of the input in its stream.")
+    topic: str | None = Field(description="Feed topic, when it could be read.")
+    rule: str = Field(description="The rule it broke, e.g. `framing.syntax`.")
+    reason: str = Field(description="Why, in words an operator can act on.")
+    payload: str = Field(description="The input exactly as received.")
+
+
+class TimeBaseEstablished(Event):
+    """How stream offsets map to UTC for a session (derived from stamped messages)."""
+
+    t0_utc: datetime | None = Field(description="UTC of offset 0; null without any stamp.")
+    session_start_ms: int | None = Field(
+        description="Offset (ms) at which the session started (SessionStatus Started)."
+    )
+    samples: int = Field(description="Number of messages that carried both offset and UTC.")
+
+
+class Timed(Event):
+    """An event that happened at a moment of the session."""
+
+    session_time_ms: int = Field(description="Milliseconds since the stream's start (offset).")
+    utc: datetime | None = Field(description="UTC of the moment; null if no time base.")
+
+
+class LapCompleted(Timed):
+    """A driver crossed the timing line: one lap as the timing feed tells it.
+
+    `session_time_ms` / `utc` are when the lap count moved on (the car at the line).
+    """
 
     driver: int = Field(description="Racing number.")
-    lap: int = Field(
-        ge=1, description="The driver's lap number as the feed's NumberOfLaps counts it."
-    )
-    session_time_ms: int = Field(description="Stream offset (ms) at which the lap count moved on.")
+    lap: int = Field(ge=1, description="The driver's lap number as NumberOfLaps counts it.")
     lap_time_ms: int | None = Field(
         description="Lap time (ms) from LastLapTime; null if not timed."
     )
@@ -64,12 +101,47 @@ class LapCompleted(Event):
     pit_out: bool = Field(description="The car left the pit lane on this lap (out-lap).")
     compound: str | None = Field(description="Tyre compound from TimingAppData, if known.")
     stint: int | None = Field(description="Stint number (1 = first set of tyres), if known.")
+    speed_i1_kmh: int | None = Field(
+        default=None, description="Speed trap at intermediate 1 (km/h)."
+    )
+    speed_i2_kmh: int | None = Field(
+        default=None, description="Speed trap at intermediate 2 (km/h)."
+    )
+    speed_fl_kmh: int | None = Field(default=None, description="Speed at the finish line (km/h).")
+    speed_st_kmh: int | None = Field(default=None, description="Speed trap on the straight (km/h).")
+    tyre_age_laps: int | None = Field(
+        default=None, description="Laps on the set at the end of this lap (incl. earlier use)."
+    )
+    track_statuses: tuple[str, ...] = Field(
+        default=(), description="Track status codes in force during the lap (1, 2, 4, 5, 6, 7)."
+    )
+    position: int | None = Field(default=None, description="Running position at the line.")
+    gap_to_leader: str | None = Field(
+        default=None, description="Gap to the leader at the line as the feed shows it."
+    )
+    session_part: int | None = Field(
+        default=None, description="Qualifying part (1 = Q1, 2 = Q2, 3 = Q3); null otherwise."
+    )
+    deleted: bool = Field(
+        default=False, description="Deleted by race control (as known when the lap was derived)."
+    )
     flags: tuple[str, ...] = Field(
-        default=(), description="Quality flags raised while fitting the lap, e.g. `laps_skipped`."
+        default=(),
+        description="Quality flags raised while fitting the lap, e.g. `lap_not_reported`.",
     )
 
 
-class StintStarted(Event):
+class LapDeleted(Timed):
+    """Race control deleted a lap time (or reinstated one it had deleted)."""
+
+    driver: int = Field(description="Racing number.")
+    lap: int | None = Field(description="The lap, when race control names it or it can be matched.")
+    lap_time_ms: int | None = Field(description="The lap time race control quoted.")
+    reinstated: bool = Field(description="True when this reinstates a deleted lap.")
+    reason: str = Field(description="The race-control message.")
+
+
+class StintStarted(Timed):
     """A driver started a stint on a set of tyres (from TimingAppData)."""
 
     driver: int = Field(description="Racing number.")
@@ -79,7 +151,115 @@ class StintStarted(Event):
     tyre_age_laps: int | None = Field(
         description="Laps already on the set when fitted (StartLaps)."
     )
-    session_time_ms: int = Field(description="Stream offset (ms) at which the stint appeared.")
+    tyres_changed: bool = Field(
+        default=True, description="False when the feed says the tyres were not changed."
+    )
+
+
+class StintCompoundChanged(Timed):
+    """The feed re-named a stint's compound (e.g. UNKNOWN, then MEDIUM)."""
+
+    driver: int = Field(description="Racing number.")
+    stint: int = Field(ge=1, description="Stint number, 1 for the first set.")
+    compound: str | None = Field(description="The compound now reported.")
+    previous: str | None = Field(description="The compound reported before.")
+
+
+class PitStop(Timed):
+    """A pass through the pit lane: `session_time_ms` / `utc` are the pit entry."""
+
+    driver: int = Field(description="Racing number.")
+    stop: int = Field(ge=1, description="The driver's pit stop number in the session.")
+    in_lap: int | None = Field(description="Lap on which the car entered the pit lane.")
+    out_lap: int | None = Field(description="Lap on which it left (null if it did not).")
+    pit_exit_time_ms: int | None = Field(description="Offset (ms) at which it left the pit lane.")
+    pit_lane_ms: int | None = Field(description="Entry to exit (ms), when both were seen.")
+
+
+class TrackStatusChanged(Timed):
+    """The track status changed (TrackStatus)."""
+
+    status: str = Field(
+        description="Code: 1 AllClear, 2 Yellow, 4 SCDeployed, 5 Red, 6 VSCDeployed, 7 VSCEnding."
+    )
+    message: str = Field(description="The feed's name for it, e.g. `SCDeployed`.")
+
+
+class NeutralisationPeriod(Timed):
+    """A safety car, virtual safety car or red flag: `session_time_ms` / `utc` are its start."""
+
+    kind: str = Field(description="`SC`, `VSC` or `RED`.")
+    end_time_ms: int | None = Field(
+        description="Offset (ms) at which it ended; null if open at the end."
+    )
+    end_utc: datetime | None = Field(description="UTC of its end.")
+    first_lap: int | None = Field(description="Leader's lap in progress when it started.")
+    last_lap: int | None = Field(description="Leader's lap in progress when it ended.")
+
+
+class RaceControlMessage(Timed):
+    """A race-control message; `utc` is the message's own stamp when it has one."""
+
+    category: str = Field(description="E.g. Flag, SafetyCar, Drs, CarEvent, Other.")
+    message: str = Field(description="The text.")
+    flag: str | None = Field(default=None, description="Flag shown, e.g. YELLOW, RED, CLEAR.")
+    scope: str | None = Field(default=None, description="Track, Sector or Driver.")
+    sector: int | None = Field(default=None, description="Sector the flag applies to.")
+    driver: int | None = Field(default=None, description="Racing number concerned.")
+    lap: int | None = Field(default=None, description="Lap race control stamped it with.")
+    status: str | None = Field(default=None, description="E.g. DRS ENABLED / DISABLED.")
+
+
+class WeatherObserved(Timed):
+    """A weather observation from the circuit's station (WeatherData)."""
+
+    air_temp_c: float | None = Field(description="Air temperature (°C).")
+    track_temp_c: float | None = Field(description="Track temperature (°C).")
+    humidity_pct: float | None = Field(description="Relative humidity (%).")
+    pressure_mbar: float | None = Field(description="Air pressure (mbar).")
+    rainfall: bool | None = Field(description="Whether it is raining.")
+    wind_direction_deg: int | None = Field(description="Wind direction (degrees).")
+    wind_speed_ms: float | None = Field(description="Wind speed (m/s).")
+
+
+class SessionStateChanged(Timed):
+    """The session moved between PRE_SESSION, ACTIVE, POST_SESSION and COMPLETED."""
+
+    state: str = Field(description="PRE_SESSION, ACTIVE, POST_SESSION or COMPLETED.")
+    feed_status: str = Field(
+        description="The feed's SessionStatus, e.g. Started, Aborted, Finished."
+    )
+
+
+class PositionChanged(Timed):
+    """A driver's running position changed (TimingData Position)."""
+
+    driver: int = Field(description="Racing number.")
+    position: int = Field(ge=1, description="New running position.")
+
+
+class TelemetryBatch(Timed):
+    """Car telemetry decoded from one CarData.z message, as columns of equal length."""
+
+    utc_ms: tuple[int, ...] = Field(description="Sample time, UTC epoch milliseconds.")
+    driver: tuple[int, ...] = Field(description="Racing number.")
+    rpm: tuple[int | None, ...] = Field(description="Engine speed (1/min), channel 0.")
+    speed: tuple[int | None, ...] = Field(description="Speed (km/h), channel 2.")
+    gear: tuple[int | None, ...] = Field(description="Gear (0 = neutral), channel 3.")
+    throttle: tuple[int | None, ...] = Field(description="Throttle (%), channel 4.")
+    brake: tuple[int | None, ...] = Field(description="Brake (0/100 or %), channel 5.")
+    drs: tuple[int | None, ...] = Field(description="DRS state code, channel 45 (null if absent).")
+
+
+class PositionBatch(Timed):
+    """Car positions decoded from one Position.z message, as columns of equal length."""
+
+    utc_ms: tuple[int, ...] = Field(description="Sample time, UTC epoch milliseconds.")
+    driver: tuple[int, ...] = Field(description="Racing number.")
+    status: tuple[str | None, ...] = Field(description="OnTrack / OffTrack.")
+    x: tuple[int | None, ...] = Field(description="X (1/10 m).")
+    y: tuple[int | None, ...] = Field(description="Y (1/10 m).")
+    z: tuple[int | None, ...] = Field(description="Z (1/10 m).")
 
 
 class DerivationCompleted(Event):
@@ -93,12 +273,47 @@ class DerivationCompleted(Event):
     undecodable: int = Field(description="Facts whose payload could not be decoded.")
 
 
-DerivedEvent = LapCompleted | StintStarted
+Fact = MessageReceived | RecordQuarantined
+
+DerivedEvent = (
+    TimeBaseEstablished
+    | LapCompleted
+    | LapDeleted
+    | StintStarted
+    | StintCompoundChanged
+    | PitStop
+    | TrackStatusChanged
+    | NeutralisationPeriod
+    | RaceControlMessage
+    | WeatherObserved
+    | SessionStateChanged
+    | PositionChanged
+    | TelemetryBatch
+    | PositionBatch
+    | RecordQuarantined
+)
+
+DERIVED_TYPES: tuple[type[Event], ...] = (
+    TimeBaseEstablished,
+    LapCompleted,
+    LapDeleted,
+    StintStarted,
+    StintCompoundChanged,
+    PitStop,
+    TrackStatusChanged,
+    NeutralisationPeriod,
+    RaceControlMessage,
+    WeatherObserved,
+    SessionStateChanged,
+    PositionChanged,
+    TelemetryBatch,
+    PositionBatch,
+    RecordQuarantined,
+)
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     MessageReceived,
     SessionRegistered,
-    LapCompleted,
-    StintStarted,
     DerivationCompleted,
+    *DERIVED_TYPES,
 )

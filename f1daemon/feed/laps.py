@@ -1,43 +1,58 @@
 """Laps from `TimingData`: fitting the feed's scattered values to the laps they belong to.
 
 Per driver the feed sends `NumberOfLaps` when the car crosses the line, the three
-sector times as each sector ends, and `LastLapTime`. They do not arrive together:
-the lap time or the last sector may come a few seconds after the lap count moved
-on, or just before it. The rules, in the order a race engineer would apply them:
+sector times and speed traps as the car passes them, and `LastLapTime`. They do not
+arrive together: the lap time or the last sector may come a few seconds after the
+lap count moved on, or just before it. The rules, in the order a race engineer
+would apply them:
 
 * a lap is the interval between two increments of `NumberOfLaps`; its number is the
   count after the increment;
-* a value that arrives within `LATE_VALUE_WINDOW_MS` after the count moved on, and
-  that the just-completed lap still lacks, belongs to that lap (late values);
+* a value that arrives within `LATE_VALUE_WINDOW_MS` after the count moved on, that
+  the just-completed lap still lacks, and before the new lap has a sector time,
+  belongs to the completed lap (late values);
 * any other value belongs to the lap in progress;
 * a lap time is never invented: a lap without `LastLapTime` is untimed;
 * a lap is emitted once the late-value window has passed (or the stream ends), so
-  the result depends only on the messages and their stream offsets — replay gives
+  the result depends only on the messages and their stream offsets: replay gives
   the same laps.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from f1daemon.domain.events import LapCompleted
+from f1daemon.domain.events import LapCompleted, PitStop, PositionChanged
 from f1daemon.feed.state import JSON
 from f1daemon.feed.stints import StintTracker
+from f1daemon.feed.timebase import TimeBase
 from f1daemon.feed.timing import driver_number, parse_time_ms
+from f1daemon.feed.track_status import TrackStatusTracker
 
 LATE_VALUE_WINDOW_MS = 10_000
 SECTOR_SUM_TOLERANCE_MS = 100  # the feed rounds each sector to the millisecond
+NOT_ACCEPTED_FLAG = "faster_than_personal_best_but_not_marked_one"
+
+SECTOR_SLOTS = ("sector1", "sector2", "sector3")
+# Timed values of a lap, by slot: the three sectors, the lap time and the speed traps.
+SPEED_SLOTS = {"I1": "speed_i1", "I2": "speed_i2", "ST": "speed_st", "FL": "speed_fl"}
 
 
 @dataclass
 class _LapValues:
     """What the feed has said so far about one lap."""
 
-    sectors: list[int | None] = field(default_factory=lambda: [None, None, None])
-    lap_time_ms: int | None = None
+    started_ms: int | None
+    session_part: int | None = None  # the qualifying part the lap began in
+    values: dict[str, int] = field(default_factory=dict)
+    last_value_ms: int | None = None
     pit_in: bool = False
     pit_out: bool = False
     flags: list[str] = field(default_factory=list)
+
+    def has_sector_times(self) -> bool:
+        return any(slot in self.values for slot in SECTOR_SLOTS)
 
 
 @dataclass
@@ -48,35 +63,66 @@ class _ClosedLap:
     closed_at_ms: int
     values: _LapValues
     stint: int | None
+    position: int | None
+    gap_to_leader: str | None
+    session_part: int | None
+
+
+@dataclass
+class _PitVisit:
+    entry_ms: int
+    in_lap: int
+    utc: datetime | None
 
 
 @dataclass
 class _DriverTiming:
     completed: int | None = None
-    current: _LapValues = field(default_factory=_LapValues)
+    current: _LapValues = field(default_factory=lambda: _LapValues(started_ms=None))
     closing: _ClosedLap | None = None
     in_pit: bool | None = None  # None until the feed has said
     pit_out: bool | None = None
+    position: int | None = None
+    gap_to_leader: str | None = None
+    stops: int = 0
+    visit: _PitVisit | None = None
+    laps_by_time: dict[int, int] = field(default_factory=dict)  # lap time ms -> latest lap
+    laps_in_stint: dict[int, int] = field(default_factory=dict)
+    best_ms: int | None = None  # best lap time the feed accepted
 
 
 @dataclass
 class LapFitter:
-    """Derives `LapCompleted` events from TimingData messages, one driver at a time."""
+    """Derives `LapCompleted`, `PitStop` and `PositionChanged` events from TimingData."""
 
     session: str
     stints: StintTracker
+    track: TrackStatusTracker
+    time_base: TimeBase
     drivers: dict[int, _DriverTiming] = field(default_factory=dict)
+    session_part: int | None = None
+    _next_due: int | None = None  # earliest end of a late-value window still open
 
     def on_message(
-        self, message: JSON, session_time_ms: int, *, keyframe: bool
-    ) -> list[LapCompleted]:
-        """Apply one TimingData message; return the laps whose window has now passed.
+        self, message: JSON, now: int, *, keyframe: bool
+    ) -> list[LapCompleted | PitStop | PositionChanged]:
+        """Apply one TimingData message; return the laps, stops and positions it completes.
 
-        `keyframe` marks a full snapshot (the first message of a stream): lap counts
-        in it are where the session already stands, not laps completed now.
+        Laps waiting for late values are emitted by `due()`, which the caller calls
+        for every message of any topic.
+
+        `keyframe` marks a full snapshot: lap counts in it are where the session
+        already stands, not laps completed now.
         """
-        done = self.due(session_time_ms)
-        lines = message.get("Lines") if isinstance(message, dict) else None
+        done: list[LapCompleted | PitStop | PositionChanged] = []
+        if not isinstance(message, dict):
+            return done
+        part = message.get("SessionPart")
+        if isinstance(part, int) and not isinstance(part, bool) and part != self.session_part:
+            self.session_part = part
+            for timing in self.drivers.values():
+                timing.best_ms = None  # the feed's personal bests count per part
+        lines = message.get("Lines")
         if not isinstance(lines, dict):
             return done
         for key, patch in lines.items():
@@ -84,30 +130,71 @@ class LapFitter:
             if driver is None or not isinstance(patch, dict):
                 continue
             timing = self.drivers.setdefault(driver, _DriverTiming())
-            done.extend(self._apply(driver, timing, patch, session_time_ms, keyframe=keyframe))
+            done.extend(self._apply(driver, timing, patch, now, keyframe=keyframe))
         return done
 
-    def due(self, session_time_ms: int) -> list[LapCompleted]:
-        """Emit the laps whose late-value window has passed by `session_time_ms`."""
-        done: list[LapCompleted] = []
+    def due(self, now: int) -> list[LapCompleted | PitStop | PositionChanged]:
+        """Emit the laps whose late-value window has passed by `now`."""
+        done: list[LapCompleted | PitStop | PositionChanged] = []
+        if self._next_due is None or now <= self._next_due:
+            return done  # nothing to emit yet: skip the scan (called for every message)
+        self._next_due = None
         for driver, timing in self.drivers.items():
             closing = timing.closing
-            if (
-                closing is not None
-                and session_time_ms - closing.closed_at_ms > LATE_VALUE_WINDOW_MS
-            ):
-                done.append(self._emit(driver, closing))
+            if closing is None:
+                continue
+            if now - closing.closed_at_ms > LATE_VALUE_WINDOW_MS:
+                done.append(self._emit(driver, timing, closing))
                 timing.closing = None
+            else:
+                self._due_at(closing.closed_at_ms)
         return done
 
-    def finish(self) -> list[LapCompleted]:
-        """Emit every lap still waiting for late values (the stream has ended)."""
-        done: list[LapCompleted] = []
+    def _due_at(self, closed_at_ms: int) -> None:
+        deadline = closed_at_ms + LATE_VALUE_WINDOW_MS
+        if self._next_due is None or deadline < self._next_due:
+            self._next_due = deadline
+
+    def finish(self) -> list[LapCompleted | PitStop | PositionChanged]:
+        """Emit every lap still waiting for late values, and stops without an exit.
+
+        A lap the feed timed but whose count never moved on (the last in-lap of a
+        practice or qualifying run, ending in the garage) is emitted too, flagged.
+        """
+        done: list[LapCompleted | PitStop | PositionChanged] = []
         for driver, timing in self.drivers.items():
             if timing.closing is not None:
-                done.append(self._emit(driver, timing.closing))
+                done.append(self._emit(driver, timing, timing.closing))
                 timing.closing = None
+            current = timing.current
+            if "lap_time" in current.values and current.last_value_ms is not None:
+                current.flags.append("lap_count_never_moved_on")
+                done.extend(
+                    self._close(driver, timing, (timing.completed or 0) + 1, current.last_value_ms)
+                )
+                if timing.closing is not None:
+                    done.append(self._emit(driver, timing, timing.closing))
+                    timing.closing = None
+            if timing.visit is not None:
+                done.append(self._stop(driver, timing, None, None))
         return done
+
+    def lap_with_time(self, driver: int, lap_time_ms: int) -> int | None:
+        """The driver's latest lap with this lap time (to match race-control messages)."""
+        timing = self.drivers.get(driver)
+        if timing is None:
+            return None
+        if (
+            timing.closing is not None
+            and timing.closing.values.values.get("lap_time") == lap_time_ms
+        ):
+            return timing.closing.number
+        return timing.laps_by_time.get(lap_time_ms)
+
+    def leader_lap(self) -> int | None:
+        """The lap the leader is on: one more than the most laps completed."""
+        counts = [t.completed for t in self.drivers.values() if t.completed is not None]
+        return max(counts) + 1 if counts else None
 
     def _apply(
         self,
@@ -117,27 +204,41 @@ class LapFitter:
         now: int,
         *,
         keyframe: bool,
-    ) -> list[LapCompleted]:
-        done: list[LapCompleted] = []
-        # Only a change of a known state is an event on this lap: the first state the
-        # feed tells (e.g. in the garage before the start) is where the car already is.
-        in_pit = patch.get("InPit")
-        if isinstance(in_pit, bool):
-            if in_pit and timing.in_pit is False:
-                timing.current.pit_in = True
-            timing.in_pit = in_pit
-        pit_out = patch.get("PitOut")
-        if isinstance(pit_out, bool):
-            if pit_out and timing.pit_out is False:
-                timing.current.pit_out = True
-            timing.pit_out = pit_out
+    ) -> list[LapCompleted | PitStop | PositionChanged]:
+        done: list[LapCompleted | PitStop | PositionChanged] = []
         count = patch.get("NumberOfLaps")
+        if isinstance(count, int) and timing.completed is not None and count < timing.completed:
+            # A stale update re-sent after newer ones (the count never goes back): all it
+            # carries is old, so none of it is applied.
+            timing.current.flags.append("stale_update_ignored")
+            return done
+        position = patch.get("Position")
+        if isinstance(position, str) and position.isdigit() and int(position) != timing.position:
+            timing.position = int(position)
+            done.append(
+                PositionChanged(
+                    session=self.session,
+                    session_time_ms=now,
+                    utc=self.time_base.utc_at(now),
+                    driver=driver,
+                    position=timing.position,
+                )
+            )
+        gap = patch.get("GapToLeader")
+        if isinstance(gap, str):
+            timing.gap_to_leader = gap or None
+        # Entering the pit lane and crossing the line in one message: the in-lap is the
+        # lap that ends; leaving it and crossing the line: the out-lap is the one that
+        # begins. So InPit is applied before the count moves on, PitOut after.
+        done.extend(self._pit_entry(timing, patch, now))
         if isinstance(count, int) and not isinstance(count, bool):
             if keyframe or (timing.completed is None and count > 1):
                 # Joined mid-session: earlier laps are not ours to reconstruct.
                 timing.completed = count
+                timing.current.started_ms = now
             elif count > (timing.completed or 0):
                 done.extend(self._close(driver, timing, count, now))
+        done.extend(self._pit_exit(driver, timing, patch, now))
         sectors = patch.get("Sectors")
         if isinstance(sectors, list):
             sectors = {str(i): s for i, s in enumerate(sectors)}
@@ -145,86 +246,186 @@ class LapFitter:
             for index_key, sector in sectors.items():
                 index = driver_number(index_key)
                 if index is not None and index < 3 and isinstance(sector, dict):
-                    self._sector(timing, index, parse_time_ms(sector.get("Value")), now)
+                    self._value(
+                        timing, SECTOR_SLOTS[index], parse_time_ms(sector.get("Value")), now
+                    )
+        speeds = patch.get("Speeds")
+        if isinstance(speeds, dict):
+            for trap, slot in SPEED_SLOTS.items():
+                reading = speeds.get(trap)
+                if isinstance(reading, dict):
+                    self._value(timing, slot, _speed(reading.get("Value")), now)
         last = patch.get("LastLapTime")
         if isinstance(last, dict):
-            self._lap_time(timing, parse_time_ms(last.get("Value")), now)
+            self._lap_time(
+                timing, parse_time_ms(last.get("Value")), last.get("PersonalFastest"), now
+            )
         return done
+
+    def _lap_time(
+        self, timing: _DriverTiming, value: int | None, personal_best: JSON, now: int
+    ) -> None:
+        lap = self._value(timing, "lap_time", value, now)
+        if lap is None or value is None:
+            return
+        # The feed marks each new lap time as a personal best or not. A time faster
+        # than the driver's best that the feed does not mark as one was not accepted
+        # (a pit-lane short cut, a lap run after the flag): keep it, flagged.
+        if personal_best is False and timing.best_ms is not None and value < timing.best_ms:
+            lap.flags.append(NOT_ACCEPTED_FLAG)
+        elif timing.best_ms is None or value < timing.best_ms:
+            timing.best_ms = value
+
+    # Only a change of a known state is an event on a lap: the first state the feed
+    # tells (e.g. in the garage before the start) is where the car already is.
+    def _pit_entry(self, timing: _DriverTiming, patch: dict[str, JSON], now: int) -> list[PitStop]:
+        in_pit = patch.get("InPit")
+        if isinstance(in_pit, bool):
+            if in_pit and timing.in_pit is False:
+                timing.current.pit_in = True
+                lap = (timing.completed or 0) + 1
+                timing.visit = _PitVisit(now, lap, self.time_base.utc_at(now))
+            timing.in_pit = in_pit
+        return []
+
+    def _pit_exit(
+        self, driver: int, timing: _DriverTiming, patch: dict[str, JSON], now: int
+    ) -> list[PitStop]:
+        done: list[PitStop] = []
+        pit_out = patch.get("PitOut")
+        if isinstance(pit_out, bool):
+            if pit_out and timing.pit_out is False:
+                timing.current.pit_out = True
+                if timing.visit is not None:
+                    done.append(self._stop(driver, timing, now, (timing.completed or 0) + 1))
+            timing.pit_out = pit_out
+        return done
+
+    def _stop(
+        self, driver: int, timing: _DriverTiming, exit_ms: int | None, out_lap: int | None
+    ) -> PitStop:
+        visit = timing.visit
+        assert visit is not None  # noqa: S101  (callers check)
+        timing.visit = None
+        timing.stops += 1
+        return PitStop(
+            session=self.session,
+            session_time_ms=visit.entry_ms,
+            utc=visit.utc,
+            driver=driver,
+            stop=timing.stops,
+            in_lap=visit.in_lap,
+            out_lap=out_lap,
+            pit_exit_time_ms=exit_ms,
+            pit_lane_ms=None if exit_ms is None else exit_ms - visit.entry_ms,
+        )
 
     def _close(
         self, driver: int, timing: _DriverTiming, count: int, now: int
     ) -> list[LapCompleted]:
         done: list[LapCompleted] = []
         if timing.closing is not None:
-            done.append(self._emit(driver, timing.closing))
+            done.append(self._emit(driver, timing, timing.closing))
         previous = timing.completed or 0
+        stint = self.stints.current(driver)
+        stint_number = stint.stint if stint else None
         for missing in range(previous + 1, count):
             # The count jumped: those laps were driven but the feed said nothing of them.
-            gap = _LapValues(flags=["lap_not_reported"])
-            done.append(self._emit(driver, _ClosedLap(missing, now, gap, self._stint(driver))))
-        timing.closing = _ClosedLap(count, now, timing.current, self._stint(driver))
-        timing.current = _LapValues()
+            gap = _LapValues(started_ms=None, flags=["lap_not_reported"])
+            skipped = _ClosedLap(missing, now, gap, stint_number, None, None, self.session_part)
+            done.append(self._emit(driver, timing, skipped))
+        # A lap belongs to the qualifying part it began in (a lap that ends after the
+        # chequered flag still counts for the part it was started in).
+        timing.closing = _ClosedLap(
+            count,
+            now,
+            timing.current,
+            stint_number,
+            timing.position,
+            timing.gap_to_leader,
+            timing.current.session_part or self.session_part,
+        )
+        self._due_at(now)
+        timing.current = _LapValues(started_ms=now, session_part=self.session_part)
         timing.completed = count
         return done
 
-    def _sector(self, timing: _DriverTiming, index: int, value: int | None, now: int) -> None:
+    def _value(
+        self, timing: _DriverTiming, slot: str, value: int | None, now: int
+    ) -> _LapValues | None:
+        """Give a value to the lap it belongs to; return that lap (None if ignored)."""
         if value is None:
-            return  # blanked for the new lap, or not timed
+            return None  # blanked for the new lap, or not timed
         closing = timing.closing
         if (
             closing is not None
             and now - closing.closed_at_ms <= LATE_VALUE_WINDOW_MS
-            and closing.values.sectors[index] is None
-            and all(s is None for s in timing.current.sectors[: index + 1])
+            and slot not in closing.values.values
+            and not timing.current.has_sector_times()
         ):
-            closing.values.sectors[index] = value
-            return
-        current = timing.current
-        if current.sectors[index] is not None and current.sectors[index] != value:
-            current.flags.append(f"sector{index + 1}_corrected")
-        current.sectors[index] = value
-
-    def _lap_time(self, timing: _DriverTiming, value: int | None, now: int) -> None:
-        if value is None:
-            return
-        closing = timing.closing
-        if closing is not None and now - closing.closed_at_ms <= LATE_VALUE_WINDOW_MS:
-            if closing.values.lap_time_ms is None:
-                closing.values.lap_time_ms = value
-                return
-            if closing.values.lap_time_ms == value:
-                return  # the same value sent again
-        # Arrived before the count moves on: the lap in progress is about to end.
-        timing.current.lap_time_ms = value
-
-    def _stint(self, driver: int) -> int | None:
-        tyres = self.stints.current(driver)
-        return tyres.stint if tyres else None
-
-    def _emit(self, driver: int, lap: _ClosedLap) -> LapCompleted:
-        values = lap.values
-        flags = list(values.flags)
-        s1, s2, s3 = values.sectors
+            closing.values.values[slot] = value
+            return closing.values
         if (
-            values.lap_time_ms is not None
-            and s1 is not None
-            and s2 is not None
-            and s3 is not None
-            and abs(s1 + s2 + s3 - values.lap_time_ms) > SECTOR_SUM_TOLERANCE_MS
+            slot == "lap_time"
+            and closing is not None
+            and closing.values.values.get("lap_time") == value
+        ):
+            return None  # the completed lap's time sent again
+        current = timing.current.values
+        if slot in current and current[slot] != value:
+            timing.current.flags.append(f"{slot}_corrected")
+        current[slot] = value
+        timing.current.last_value_ms = now
+        return timing.current
+
+    def _emit(self, driver: int, timing: _DriverTiming, lap: _ClosedLap) -> LapCompleted:
+        values = lap.values.values
+        flags = list(lap.values.flags)
+        sectors = [values.get(slot) for slot in SECTOR_SLOTS]
+        lap_time = values.get("lap_time")
+        timed_sectors = [s for s in sectors if s is not None]
+        if (
+            lap_time is not None
+            and len(timed_sectors) == len(sectors)
+            and abs(sum(timed_sectors) - lap_time) > SECTOR_SUM_TOLERANCE_MS
         ):
             flags.append("sectors_do_not_sum_to_lap_time")
+        if lap_time is not None:
+            timing.laps_by_time[lap_time] = lap.number
+        tyre_age = None
+        if lap.stint is not None:
+            in_stint = timing.laps_in_stint.get(lap.stint, 0) + 1
+            timing.laps_in_stint[lap.stint] = in_stint
+            start_laps = self.stints.start_laps_of(driver, lap.stint)
+            tyre_age = None if start_laps is None else start_laps + in_stint
         return LapCompleted(
             session=self.session,
+            session_time_ms=lap.closed_at_ms,
+            utc=self.time_base.utc_at(lap.closed_at_ms),
             driver=driver,
             lap=lap.number,
-            session_time_ms=lap.closed_at_ms,
-            lap_time_ms=values.lap_time_ms,
-            sector1_ms=s1,
-            sector2_ms=s2,
-            sector3_ms=s3,
-            pit_in=values.pit_in,
-            pit_out=values.pit_out,
+            lap_time_ms=lap_time,
+            sector1_ms=sectors[0],
+            sector2_ms=sectors[1],
+            sector3_ms=sectors[2],
+            speed_i1_kmh=values.get("speed_i1"),
+            speed_i2_kmh=values.get("speed_i2"),
+            speed_fl_kmh=values.get("speed_fl"),
+            speed_st_kmh=values.get("speed_st"),
+            pit_in=lap.values.pit_in,
+            pit_out=lap.values.pit_out,
             compound=None if lap.stint is None else self.stints.compound_of(driver, lap.stint),
             stint=lap.stint,
+            tyre_age_laps=tyre_age,
+            track_statuses=self.track.statuses_between(lap.values.started_ms, lap.closed_at_ms),
+            position=lap.position,
+            gap_to_leader=lap.gap_to_leader,
+            session_part=lap.session_part,
             flags=tuple(flags),
         )
+
+
+def _speed(value: object) -> int | None:
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None

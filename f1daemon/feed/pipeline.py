@@ -1,23 +1,43 @@
 """The derivation pipeline: facts in, derived events out.
 
 The same code runs for ingestion, the live path and replay, so a log always derives
-to the same events. Facts are taken in stream-time order (offset, then log order);
-a message whose payload cannot be decoded is counted, never guessed at.
+to the same events. Facts are taken in stream-time order (offset, then log order).
+A message whose payload cannot be decoded is quarantined with the reason — never
+guessed at, never dropped. Topics without a decoder are kept in the log as facts
+and simply derive nothing (yet).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import orjson
 
-from f1daemon.domain.events import DerivedEvent, MessageReceived
+from f1daemon.domain.events import (
+    DerivedEvent,
+    Fact,
+    MessageReceived,
+    RecordQuarantined,
+    TimeBaseEstablished,
+)
+from f1daemon.feed import weather
 from f1daemon.feed.laps import LapFitter
-from f1daemon.feed.state import JSON
+from f1daemon.feed.race_control import RaceControl
+from f1daemon.feed.session_status import SessionStatusTracker
+from f1daemon.feed.state import JSON, merge
 from f1daemon.feed.stints import StintTracker
+from f1daemon.feed.telemetry import position_batch, telemetry_batch
+from f1daemon.feed.timebase import TimeBase, establish
+from f1daemon.feed.track_status import TrackStatusTracker
 
-PIPELINE_VERSION = "1.0.0"
+PIPELINE_VERSION = "2.0.0"
+
+# Topics decoded from their merged state; the others' decoders keep what they need.
+MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})
+# Topics decoded besides TimingData (the bulk of the feed, handled first).
+DECODED_TOPICS = MERGED_TOPICS | {"TimingAppData", "RaceControlMessages", "CarData.z", "Position.z"}
 
 
 @dataclass
@@ -25,48 +45,113 @@ class Pipeline:
     """Decoders of one session, fed one fact at a time in stream-time order."""
 
     session: str
+    time_base: TimeBase
     stints: StintTracker = field(init=False)
+    track: TrackStatusTracker = field(init=False)
     laps: LapFitter = field(init=False)
-    undecodable: int = 0
+    race_control: RaceControl = field(init=False)
+    session_status: SessionStatusTracker = field(init=False)
+    states: dict[str, JSON] = field(default_factory=dict)
+    quarantined: int = 0
     _topics_seen: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.stints = StintTracker(self.session)
-        self.laps = LapFitter(self.session, self.stints)
+        self.track = TrackStatusTracker(self.session)
+        self.laps = LapFitter(self.session, self.stints, self.track, self.time_base)
+        self.race_control = RaceControl(self.session, self.laps.lap_with_time)
+        self.session_status = SessionStatusTracker(self.session)
+
+    def start(self) -> list[DerivedEvent]:
+        """The events a session's derivation opens with."""
+        return [
+            TimeBaseEstablished(
+                session=self.session,
+                t0_utc=self.time_base.t0,
+                session_start_ms=self.time_base.session_start_ms,
+                samples=self.time_base.samples,
+            )
+        ]
 
     def on_fact(self, fact: MessageReceived) -> list[DerivedEvent]:
         """Derive what one fact tells; returns the events now complete."""
         now = fact.offset_ms
         if now is None:
-            self.undecodable += 1
-            return []
-        keyframe = fact.topic not in self._topics_seen
-        self._topics_seen.add(fact.topic)
-        derived: list[DerivedEvent] = []
-        if fact.topic in ("TimingData", "TimingAppData"):
-            message = self._decode(fact)
-            if message is None:
-                return list(self.laps.due(now))
-            if fact.topic == "TimingData":
+            return [
+                self._quarantine(fact, "decode.timestamp", "the line has no HH:MM:SS.mmm offset")
+            ]
+        derived: list[DerivedEvent] = list(self.laps.due(now))
+        topic = fact.topic
+        # The first message of a topic in an archive stream is its snapshot.
+        keyframe = fact.keyframe or topic not in self._topics_seen
+        if keyframe:
+            self._topics_seen.add(topic)
+        try:
+            if topic == "TimingData":
+                # Most of the feed: decoded from the message alone, UTC only for what it emits.
+                message = _json_object(fact.payload)
                 derived.extend(self.laps.on_message(message, now, keyframe=keyframe))
-            else:
-                derived.extend(self.laps.due(now))
-                derived.extend(self.stints.on_message(message, now))
-            return derived
-        derived.extend(self.laps.due(now))
+            elif topic in DECODED_TOPICS:
+                utc = fact.received_at or self.time_base.utc_at(now)
+                derived.extend(self._decode(fact, now, utc, keyframe=keyframe))
+        except ValueError as error:
+            derived.append(self._quarantine(fact, "decode.payload", str(error)))
         return derived
 
     def finish(self) -> list[DerivedEvent]:
-        """The stream has ended: emit what was waiting for late values."""
-        return list(self.laps.finish())
+        """The stream has ended: emit what was waiting for late values or an end."""
+        return [*self.laps.finish(), *self.track.finish()]
 
-    def _decode(self, fact: MessageReceived) -> JSON | None:
-        try:
-            message: JSON = orjson.loads(fact.payload)
-        except orjson.JSONDecodeError:
-            self.undecodable += 1
-            return None
-        return message
+    def _decode(
+        self, fact: MessageReceived, now: int, utc: datetime | None, *, keyframe: bool
+    ) -> list[DerivedEvent]:
+        if fact.topic == "CarData.z":
+            return [telemetry_batch(self.session, fact.payload, now, utc)]
+        if fact.topic == "Position.z":
+            return [position_batch(self.session, fact.payload, now, utc)]
+        message = _json_object(fact.payload)
+        state: JSON = None
+        if fact.topic in MERGED_TOPICS:
+            # merge() builds its own containers, so the message itself stays unaliased.
+            previous = None if keyframe else self.states.get(fact.topic)
+            state = self.states[fact.topic] = merge(previous, message)
+        events: list[DerivedEvent] = []
+        match fact.topic:
+            case "TimingAppData":
+                events.extend(self.stints.on_message(message, now, utc))
+            case "TrackStatus":
+                events.extend(self.track.on_message(state, now, utc, self._leader_lap()))
+            case "RaceControlMessages":
+                events.extend(self.race_control.on_message(message, now, utc))
+            case "SessionStatus":
+                events.extend(self.session_status.on_message(state, now, utc))
+            case "WeatherData":
+                observed = weather.observation(self.session, state, now, utc)
+                events.extend([observed] if observed else [])
+            case _:
+                pass  # LapCount: kept as state for the leader's lap
+        return events
+
+    def _leader_lap(self) -> int | None:
+        lap_count = self.states.get("LapCount")
+        if isinstance(lap_count, dict):
+            current = lap_count.get("CurrentLap")
+            if isinstance(current, int) and not isinstance(current, bool):
+                return current
+        return self.laps.leader_lap()
+
+    def _quarantine(self, fact: MessageReceived, rule: str, reason: str) -> RecordQuarantined:
+        self.quarantined += 1
+        return RecordQuarantined(
+            session=self.session,
+            source=fact.source,
+            stream=fact.stream,
+            sequence=fact.sequence,
+            topic=fact.topic,
+            rule=rule,
+            reason=reason,
+            payload=fact.payload,
+        )
 
 
 @dataclass(frozen=True)
@@ -79,11 +164,13 @@ class Derivation:
     undecodable: int
 
 
-def derive(session: str, facts: Iterable[tuple[int, MessageReceived]]) -> Derivation:
+def derive(session: str, facts: Iterable[tuple[int, Fact]]) -> Derivation:
     """Run the pipeline over a session's facts (with their log positions)."""
-    ordered = sorted(facts, key=_stream_time_order)
-    pipeline = Pipeline(session)
-    events: list[DerivedEvent] = []
+    ordered = sorted(
+        ((p, f) for p, f in facts if isinstance(f, MessageReceived)), key=_stream_time_order
+    )
+    pipeline = Pipeline(session, establish(fact for _, fact in ordered))
+    events = pipeline.start()
     for _, fact in ordered:
         events.extend(pipeline.on_fact(fact))
     events.extend(pipeline.finish())
@@ -91,8 +178,15 @@ def derive(session: str, facts: Iterable[tuple[int, MessageReceived]]) -> Deriva
         events=events,
         facts=len(ordered),
         last_fact_position=max((position for position, _ in ordered), default=0),
-        undecodable=pipeline.undecodable,
+        undecodable=pipeline.quarantined,
     )
+
+
+def _json_object(payload: str) -> dict[str, JSON]:
+    message = orjson.loads(payload)  # a JSONDecodeError is a ValueError
+    if not isinstance(message, dict):
+        raise ValueError(f"expected a JSON object, got {type(message).__name__}")
+    return message
 
 
 def _stream_time_order(item: tuple[int, MessageReceived]) -> tuple[int, int]:

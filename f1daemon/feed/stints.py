@@ -8,8 +8,9 @@ stint.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from f1daemon.domain.events import StintStarted
+from f1daemon.domain.events import StintCompoundChanged, StintStarted
 from f1daemon.feed.state import JSON, merge
 from f1daemon.feed.timing import driver_number
 
@@ -29,24 +30,40 @@ class StintTracker:
     session: str
     stints: dict[int, list[JSON]] = field(default_factory=dict)
 
-    def on_message(self, message: JSON, session_time_ms: int) -> list[StintStarted]:
-        """Apply one TimingAppData message; return the stints it started."""
+    def on_message(
+        self, message: JSON, session_time_ms: int, utc: datetime | None
+    ) -> list[StintStarted | StintCompoundChanged]:
+        """Apply one TimingAppData message; return the stints it started or re-named."""
         lines = message.get("Lines") if isinstance(message, dict) else None
         if not isinstance(lines, dict):
             return []
-        started: list[StintStarted] = []
+        events: list[StintStarted | StintCompoundChanged] = []
         for number, line in lines.items():
             driver = driver_number(number)
             if driver is None or not isinstance(line, dict) or "Stints" not in line:
                 continue
-            before = len(self.stints.get(driver, []))
-            merged = merge(self.stints.get(driver, []), line["Stints"])
+            known = self.stints.get(driver, [])
+            compounds = [_compound(stint) for stint in known]
+            merged = merge(known, line["Stints"])
             if not isinstance(merged, list):
                 continue  # a malformed Stints value; keep what was known
             self.stints[driver] = merged
-            for index in range(before, len(merged)):
-                started.append(self._started(driver, index, session_time_ms))
-        return started
+            for index, stint in enumerate(merged):
+                if index >= len(compounds):
+                    events.append(self._started(driver, index, session_time_ms, utc))
+                elif _compound(stint) != compounds[index] and _compound(stint) is not None:
+                    events.append(
+                        StintCompoundChanged(
+                            session=self.session,
+                            session_time_ms=session_time_ms,
+                            utc=utc,
+                            driver=driver,
+                            stint=index + 1,
+                            compound=_compound(stint),
+                            previous=compounds[index],
+                        )
+                    )
+        return events
 
     def current(self, driver: int) -> Tyres | None:
         """The stint a driver is on now, if TimingAppData has said."""
@@ -62,7 +79,18 @@ class StintTracker:
             return _compound(stints[stint - 1])
         return None
 
-    def _started(self, driver: int, index: int, session_time_ms: int) -> StintStarted:
+    def start_laps_of(self, driver: int, stint: int) -> int | None:
+        """Laps the set of a stint had done before it was fitted (StartLaps)."""
+        stints = self.stints.get(driver, [])
+        if 1 <= stint <= len(stints) and isinstance(stints[stint - 1], dict):
+            start_laps = stints[stint - 1].get("StartLaps")
+            if isinstance(start_laps, int) and not isinstance(start_laps, bool):
+                return start_laps
+        return None
+
+    def _started(
+        self, driver: int, index: int, session_time_ms: int, utc: datetime | None
+    ) -> StintStarted:
         stint = self.stints[driver][index]
         stint = stint if isinstance(stint, dict) else {}
         new = stint.get("New")
@@ -74,7 +102,9 @@ class StintTracker:
             compound=_compound(stint),
             new_tyres=None if new is None else str(new).lower() == "true",
             tyre_age_laps=start_laps if isinstance(start_laps, int) else None,
+            tyres_changed=str(stint.get("TyresNotChanged", "0")) != "1",
             session_time_ms=session_time_ms,
+            utc=utc,
         )
 
 

@@ -69,7 +69,9 @@ def _file_facts(session: str, topic_file: TopicFile) -> Iterator[MessageReceived
     except OSError as error:
         raise UserError(f"{topic_file.path}: {error.strerror}") from error
     for line_number, offset_ms, text in split_json_stream(data):
-        yield MessageReceived(
+        # Built without validation: every value comes typed from the native splitter,
+        # and this is the hot path of an ingest.
+        yield MessageReceived.model_construct(
             session=session,
             source=SOURCE,
             stream=topic_file.topic,
@@ -77,4 +79,6 @@ def _file_facts(session: str, topic_file: TopicFile) -> Iterator[MessageReceived
             sequence=line_number,
             offset_ms=offset_ms,
             payload=text,
+            received_at=None,
+            keyframe=False,
         )

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
+from typing import cast
 
 import psycopg
 from eventsourcing.persistence import (
@@ -33,13 +34,14 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment
 
 from f1daemon.domain.events import (
+    DERIVED_TYPES,
     DerivationCompleted,
     DerivedEvent,
     Event,
-    LapCompleted,
+    Fact,
     MessageReceived,
+    RecordQuarantined,
     SessionRegistered,
-    StintStarted,
 )
 from f1daemon.errors import UserError
 from f1daemon.store.persistence import (
@@ -100,11 +102,12 @@ class EventLog:
 
     # -- writing ---------------------------------------------------------------------
 
-    def append_facts(self, facts: Iterable[MessageReceived]) -> AppendResult:
+    def append_facts(self, facts: Iterable[Fact]) -> AppendResult:
         """Append the facts not yet logged, in batches of one transaction each.
 
-        A fact is identified by its (session, source, stream, sequence); facts must
-        come in increasing sequence per stream, as a source produces them.
+        A fact (a message, or input quarantined because it could not be framed) is
+        identified by its (session, source, stream, sequence); facts must come in
+        increasing sequence per stream, as a source produces them.
         """
         heads: dict[str, int] = {}
         appended = already = 0
@@ -173,12 +176,16 @@ class EventLog:
         records = self._recorder.select_events(SESSIONS_STREAM)
         return [to_domain_event_of(r, SessionRegistered).session for r in records]
 
-    def facts(self, session: str) -> Iterator[tuple[int, MessageReceived]]:
+    def facts(self, session: str) -> Iterator[tuple[int, Fact]]:
         """A session's facts with their log positions, in log order."""
         prefix = f"facts:{session}:"
-        for notification in self._notifications([topic_of(MessageReceived)]):
+        topics = [topic_of(MessageReceived), topic_of(RecordQuarantined)]
+        for notification in self._notifications(topics):
             if str(notification.originator_id).startswith(prefix):
-                yield notification.id, to_domain_event_of(notification, MessageReceived)
+                fact = to_domain_event_of(notification, Event)
+                if not isinstance(fact, MessageReceived | RecordQuarantined):
+                    raise UnexpectedEventError(f"{notification.originator_id}: not a fact")
+                yield notification.id, fact
 
     def latest_derivation(self, session: str) -> DerivationCompleted | None:
         """The most recent derivation run of a session."""
@@ -193,9 +200,9 @@ class EventLog:
         events: list[DerivedEvent] = []
         for record in records:
             event = to_domain_event_of(record, Event)
-            if not isinstance(event, LapCompleted | StintStarted):
+            if not isinstance(event, DERIVED_TYPES):
                 raise UnexpectedEventError(f"{record.originator_id}: {type(event).__name__}")
-            events.append(event)
+            events.append(cast("DerivedEvent", event))
         return events
 
     def head_position(self) -> int:

@@ -1,55 +1,145 @@
 """Exports of derived data as Arrow tables, written as CSV, Parquet or JSON.
 
-Each export has a fixed Arrow schema, so every format carries the same columns and
-types; a value the feed did not give is null (an empty CSV field).
+Each export is a table of one kind of derived event, its columns taken from the
+event's pydantic model (the event's own fields first, then when it happened), so the
+documentation, the types and every format agree. A value the feed did not give is
+null (an empty CSV field). Lists (a lap's track statuses, its flags) are joined
+with `;` so every format has flat columns.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from f1daemon.domain.events import DerivedEvent, LapCompleted
-
-FORMATS = ("csv", "parquet", "json")
-
-LAPS_SCHEMA = pa.schema(
-    [
-        pa.field("driver", pa.int16(), nullable=False),
-        pa.field("lap", pa.int32(), nullable=False),
-        pa.field("lap_time_ms", pa.int64()),
-        pa.field("sector1_ms", pa.int64()),
-        pa.field("sector2_ms", pa.int64()),
-        pa.field("sector3_ms", pa.int64()),
-        pa.field("pit_in", pa.bool_(), nullable=False),
-        pa.field("pit_out", pa.bool_(), nullable=False),
-        pa.field("compound", pa.string()),
-        pa.field("stint", pa.int32()),
-        pa.field("session_time_ms", pa.int64(), nullable=False),
-        pa.field("flags", pa.string()),
-    ]
+from f1daemon.domain.events import (
+    DerivedEvent,
+    Event,
+    LapCompleted,
+    LapDeleted,
+    NeutralisationPeriod,
+    PitStop,
+    PositionBatch,
+    PositionChanged,
+    RaceControlMessage,
+    StintCompoundChanged,
+    StintStarted,
+    TelemetryBatch,
+    Timed,
+    TrackStatusChanged,
+    WeatherObserved,
 )
 
+FORMATS = ("csv", "parquet", "json")
+LIST_SEPARATOR = ";"
 
-def laps_table(events: Sequence[DerivedEvent]) -> pa.Table:
-    """One row per lap, ordered by driver then lap."""
-    laps = sorted(
-        (e for e in events if isinstance(e, LapCompleted)), key=lambda e: (e.driver, e.lap)
+_SCALAR_TYPES: dict[type, pa.DataType] = {
+    bool: pa.bool_(),
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+    datetime: pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One export column: its name, Arrow type, nullability and meaning."""
+
+    name: str
+    type: pa.DataType
+    nullable: bool
+    description: str
+    source: str  # the event field it comes from
+
+
+@dataclass(frozen=True)
+class Export:
+    """One kind of export: the event it tabulates and how."""
+
+    name: str
+    event: type[Event]
+    description: str
+    renames: dict[str, str] = field(default_factory=dict)
+    # For batch events: the columns are the batch's own sample columns.
+    exploded: bool = False
+
+    def columns(self) -> list[Column]:
+        """The table's columns, in order."""
+        return [
+            Column(
+                name=self.renames.get(name, name),
+                type=arrow_type,
+                nullable=nullable,
+                description=self.event.model_fields[name].description or "",
+                source=name,
+            )
+            for name, arrow_type, nullable in _fields(self.event, exploded=self.exploded)
+        ]
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the table."""
+        return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns()])
+
+
+EXPORTS: dict[str, Export] = {
+    export.name: export
+    for export in (
+        Export("laps", LapCompleted, "One row per lap and driver, ordered by driver then lap."),
+        Export(
+            "stints",
+            StintStarted,
+            "One row per stint (set of tyres) and driver, with the compound as last reported.",
+        ),
+        Export("pits", PitStop, "One row per pass through the pit lane."),
+        Export("track-status", TrackStatusChanged, "One row per change of the track status."),
+        Export(
+            "neutralisations",
+            NeutralisationPeriod,
+            "One row per safety car, virtual safety car or red flag period.",
+            renames={"utc": "start_utc", "session_time_ms": "start_time_ms"},
+        ),
+        Export("race-control", RaceControlMessage, "One row per race-control message."),
+        Export("weather", WeatherObserved, "One row per weather observation."),
+        Export("positions", PositionChanged, "One row per change of a driver's running position."),
+        Export(
+            "telemetry",
+            TelemetryBatch,
+            "One row per car telemetry sample (CarData.z).",
+            exploded=True,
+        ),
+        Export(
+            "car-positions",
+            PositionBatch,
+            "One row per car position sample (Position.z).",
+            exploded=True,
+        ),
     )
-    columns: dict[str, list[object]] = {name: [] for name in LAPS_SCHEMA.names}
-    for lap in laps:
-        row = lap.model_dump(include=set(LAPS_SCHEMA.names))
-        row["flags"] = ";".join(lap.flags) or None
-        for name in LAPS_SCHEMA.names:
-            columns[name].append(row[name])
-    return pa.table(columns, schema=LAPS_SCHEMA)
+}
+
+
+def export_table(kind: str, events: Sequence[DerivedEvent]) -> pa.Table:
+    """The table of one export kind from a session's derived events."""
+    export = EXPORTS[kind]
+    selected = [e for e in events if isinstance(e, export.event)]
+    prepare = _PREPARE.get(kind)
+    rows = prepare(selected, events) if prepare else [e.model_dump() for e in selected]
+    if export.exploded:
+        rows = _explode(rows)
+    columns = export.columns()
+    data = {c.name: [_flat(row[c.source]) for row in rows] for c in columns}
+    return pa.table(data, schema=export.schema())
 
 
 def write_table(table: pa.Table, fmt: str, output: Path | None) -> None:
@@ -63,13 +153,99 @@ def write_table(table: pa.Table, fmt: str, output: Path | None) -> None:
         sys.stdout.buffer.flush()
 
 
+def _compounds(events: Sequence[DerivedEvent]) -> dict[tuple[int, int], str | None]:
+    """Each stint's compound as last reported (the feed names some late)."""
+    compounds: dict[tuple[int, int], str | None] = {}
+    for event in events:
+        if isinstance(event, StintStarted | StintCompoundChanged):
+            compounds[(event.driver, event.stint)] = event.compound
+    return compounds
+
+
+def _laps(laps: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
+    # Race control's later deletions and reinstatements, and the feed's later names
+    # for compounds, apply to the laps they concern.
+    deleted: dict[tuple[int, int], bool] = {}
+    for event in events:
+        if isinstance(event, LapDeleted) and event.lap is not None:
+            deleted[(event.driver, event.lap)] = not event.reinstated
+    compounds = _compounds(events)
+    rows = []
+    for lap in sorted(laps, key=lambda e: (getattr(e, "driver", 0), getattr(e, "lap", 0))):
+        row = lap.model_dump()
+        row["deleted"] = deleted.get((row["driver"], row["lap"]), row["deleted"])
+        if row["stint"] is not None:
+            row["compound"] = compounds.get((row["driver"], row["stint"]), row["compound"])
+        rows.append(row)
+    return rows
+
+
+def _stints(stints: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
+    compounds = _compounds(events)
+    rows = []
+    for stint in stints:
+        row = stint.model_dump()
+        row["compound"] = compounds.get((row["driver"], row["stint"]), row["compound"])
+        rows.append(row)
+    return rows
+
+
+_PREPARE: dict[str, Callable[[Sequence[Event], Sequence[DerivedEvent]], list[dict[str, Any]]]] = {
+    "laps": _laps,
+    "stints": _stints,
+}
+
+
+def _explode(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for batch in batches:
+        names = [name for name, value in batch.items() if isinstance(value, tuple)]
+        rows.extend(
+            dict(zip(names, sample, strict=True))
+            for sample in zip(*(batch[n] for n in names), strict=True)
+        )
+    return rows
+
+
+def _flat(value: object) -> object:
+    if isinstance(value, tuple | list):
+        return LIST_SEPARATOR.join(str(v) for v in value) or None
+    return value
+
+
+def _fields(event: type[Event], *, exploded: bool) -> list[tuple[str, pa.DataType, bool]]:
+    hints = typing.get_type_hints(event)
+    own = [n for n in event.model_fields if n not in Timed.model_fields and n != "session"]
+    when = [n for n in ("session_time_ms", "utc") if n in event.model_fields and not exploded]
+    result = []
+    for name in own + when:
+        annotation = hints[name]
+        if exploded:
+            annotation = typing.get_args(annotation)[0]  # tuple[X, ...] -> X
+        result.append((name, *_arrow_type(annotation)))
+    return result
+
+
+def _arrow_type(annotation: object) -> tuple[pa.DataType, bool]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        (inner,) = [a for a in args if a is not type(None)]
+        arrow_type, _ = _arrow_type(inner)
+        return arrow_type, True
+    if typing.get_origin(annotation) is tuple:
+        return pa.string(), True  # joined with ";", null when empty
+    if isinstance(annotation, type) and annotation in _SCALAR_TYPES:
+        return _SCALAR_TYPES[annotation], False
+    raise TypeError(f"no export type for {annotation!r}")
+
+
 def _write(table: pa.Table, fmt: str, sink: BinaryIO) -> None:
     if fmt == "csv":
         pa_csv.write_csv(table, sink, pa_csv.WriteOptions(quoting_style="needed"))
     elif fmt == "parquet":
         pq.write_table(table, sink, compression="zstd")
     elif fmt == "json":
-        sink.write(orjson.dumps(table.to_pylist(), option=orjson.OPT_INDENT_2))
+        sink.write(orjson.dumps(table.to_pylist(), option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z))
         sink.write(b"\n")
     else:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")

@@ -1,12 +1,13 @@
 //! The crate's single error type and its mapping to Python exceptions.
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::PyErr;
 
 /// Everything that can go wrong in the native decoders.
 ///
-/// Every variant except [`Error::WrongType`] is a problem with the *data* and becomes a
-/// Python `ValueError`; a wrong argument type becomes a `TypeError`.
+/// Every variant except [`Error::WrongType`] and [`Error::Arrow`] is a problem with the
+/// *data* and becomes a Python `ValueError`; a wrong argument type becomes a `TypeError`,
+/// an Arrow error (a bug) a `RuntimeError`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The payload is not strict, padded, standard-alphabet base64.
@@ -31,6 +32,19 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+
+    /// The inflated text is not JSON, or not a message of the expected shape.
+    #[error("invalid {topic} JSON: {reason}")]
+    Json {
+        /// The topic without `.z` (`CarData`, `Position`).
+        topic: &'static str,
+        /// What was wrong, and where.
+        reason: String,
+    },
+
+    /// Building the Arrow arrays failed: a bug, not a problem with the data.
+    #[error("internal error building Arrow arrays: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
 
     /// An argument of the wrong Python type.
     #[error("{0}")]
@@ -74,6 +88,8 @@ impl From<Error> for PyErr {
     fn from(err: Error) -> Self {
         if err.is_type_error() {
             PyTypeError::new_err(err.to_string())
+        } else if matches!(err, Error::Arrow(_)) {
+            PyRuntimeError::new_err(err.to_string())
         } else {
             PyValueError::new_err(err.to_string())
         }

@@ -1,11 +1,15 @@
 //! `f1daemon._native`: the hot paths of ingesting the F1 live-timing feed.
 //!
-//! The logic lives in pyo3-free modules ([`jsonstream`], [`zdecode`]) that `cargo test`
-//! exercises without an interpreter; this file only binds them to Python and releases the
-//! GIL around the work.
+//! The logic lives in pyo3-free modules ([`jsonstream`], [`zdecode`], [`telemetry`]) that
+//! `cargo test` exercises without an interpreter; this file only binds them to Python and
+//! releases the GIL around the work ([`arrow_export`] hands Arrow batches to pyarrow).
 
+pub mod arrow_export;
 pub mod error;
 pub mod jsonstream;
+pub mod shape;
+pub mod telemetry;
+pub mod timestamp;
 pub mod zdecode;
 
 use pyo3::prelude::*;
@@ -92,11 +96,58 @@ fn decode_z_many<'py>(
     PyList::new(py, texts)
 }
 
+/// The payloads of a telemetry decoder: one `str`/`bytes` payload or an iterable of them.
+fn telemetry_payloads<'py>(payloads: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if payloads.is_instance_of::<PyString>() || payloads.is_instance_of::<PyBytes>() {
+        return Ok(vec![payloads.clone()]);
+    }
+    if payloads.is_instance_of::<PyByteArray>() {
+        return Err(Error::WrongType(
+            "payloads must be str, bytes or a sequence of them, not bytearray".to_owned(),
+        )
+        .into());
+    }
+    payloads.try_iter()?.collect()
+}
+
+/// Decodes `CarData.z` payloads into one `pyarrow.RecordBatch`, one row per (entry, car).
+///
+/// Columns: `utc_ms` int64, `driver` int16, `rpm` int32, `speed` int16, `gear` int8,
+/// `throttle`, `brake`, `drs` int16 (channels `"0"`, `"2"`, `"3"`, `"4"`, `"5"`, `"45"`;
+/// null when absent or null). Raises `ValueError` naming the first bad payload's index
+/// (bad base64/deflate/UTF-8, invalid JSON, or JSON of another shape: see the stub);
+/// `TypeError` for a payload that is neither `str` nor `bytes`.
+#[pyfunction]
+fn decode_car_data<'py>(
+    py: Python<'py>,
+    payloads: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let items = telemetry_payloads(payloads)?;
+    let borrowed: Vec<Result<&[u8]>> = items.iter().map(payload_bytes).collect();
+    let batch = py.detach(move || telemetry::decode_car_data(borrowed))?;
+    arrow_export::record_batch_to_pyarrow(py, batch)
+}
+
+/// Decodes `Position.z` payloads into one `pyarrow.RecordBatch`, one row per (entry, car).
+///
+/// Columns: `utc_ms` int64, `driver` int16, `status` string, `x`, `y`, `z` int32 (null
+/// when absent or null). Errors as `decode_car_data`.
+#[pyfunction]
+fn decode_position<'py>(
+    py: Python<'py>,
+    payloads: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let items = telemetry_payloads(payloads)?;
+    let borrowed: Vec<Result<&[u8]>> = items.iter().map(payload_bytes).collect();
+    let batch = py.detach(move || telemetry::decode_position(borrowed))?;
+    arrow_export::record_batch_to_pyarrow(py, batch)
+}
+
 /// The native module (`f1daemon._native`).
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use super::{decode_z, decode_z_many, split_json_stream};
+    use super::{decode_car_data, decode_position, decode_z, decode_z_many, split_json_stream};
 
     /// Inflated-size cap of `decode_z` / `decode_z_many` in bytes.
     #[pymodule_export]

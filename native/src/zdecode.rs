@@ -89,10 +89,11 @@ impl ZDecoder {
 
     /// Inflates `self.compressed` in one pass into a buffer that must hold all of it.
     ///
-    /// A fresh stream finished in one call is decoded straight into the output buffer,
-    /// which lets the inflater reject back-references before the start of the data (as
-    /// zlib does) instead of reading them from an all-zero window; when the buffer turns
-    /// out too small, it starts over with a bigger one.
+    /// A fresh stream finished in one call is decoded straight into the output buffer
+    /// (when the buffer turns out too small, it starts over with a bigger one). Besides
+    /// being fast, this makes every flate2 backend reject back-references before the
+    /// start of the data as zlib does (`miniz_oxide` would otherwise read them from an
+    /// all-zero window); the crate uses the zlib-rs backend.
     fn inflate(&mut self) -> Result<Vec<u8>> {
         // One byte more than the limit tells "exactly at the limit" from "beyond".
         let hard_cap = self.limit.saturating_add(1);
@@ -133,7 +134,7 @@ pub fn decode_z(payload: &[u8]) -> Result<String> {
 
 /// Runs `f` with this thread's decoder: the inflate state (~40 KiB) is set up once per
 /// thread instead of once per call.
-fn with_decoder<T>(f: impl FnOnce(&mut ZDecoder) -> T) -> T {
+pub(crate) fn with_decoder<T>(f: impl FnOnce(&mut ZDecoder) -> T) -> T {
     thread_local! {
         static DECODER: RefCell<ZDecoder> = RefCell::new(ZDecoder::new());
     }

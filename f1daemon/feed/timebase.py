@@ -1,0 +1,107 @@
+"""The time base of a session: how stream offsets map to UTC.
+
+Archive offsets count from the stream's start t0, not from the session's start. A
+message that carries a UTC stamp (race-control messages, heartbeats, the session
+data series, the clock) was published at or after that moment, so `utc - offset`
+is a lower bound of t0; the largest such bound is the estimate (stamps are often
+truncated to the second, so it is good to about a second). A live recording's
+receipt times give t0 directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from f1daemon.domain.events import MessageReceived
+from f1daemon.feed.state import JSON
+
+# Topics whose messages carry UTC stamps, and where.
+STAMPED_TOPICS = (
+    "RaceControlMessages",
+    "Heartbeat",
+    "SessionData",
+    "ExtrapolatedClock",
+    "TeamRadio",
+)
+
+
+@dataclass(frozen=True)
+class TimeBase:
+    """Stream offsets to UTC for one session."""
+
+    t0: datetime | None
+    session_start_ms: int | None
+    samples: int
+
+    def utc_at(self, offset_ms: int) -> datetime | None:
+        """The UTC moment of a stream offset, if the session has a time base."""
+        if self.t0 is None:
+            return None
+        return self.t0 + timedelta(milliseconds=offset_ms)
+
+
+def establish(facts: Iterable[MessageReceived]) -> TimeBase:
+    """Estimate t0 from a session's stamped messages, and find the session's start."""
+    best: datetime | None = None
+    samples = 0
+    session_start: int | None = None
+    for fact in facts:
+        if fact.offset_ms is None:
+            continue
+        if fact.topic == "SessionStatus" and session_start is None and '"Started"' in fact.payload:
+            session_start = fact.offset_ms
+        stamps: list[datetime] = []
+        if fact.received_at is not None:
+            stamps.append(fact.received_at)
+        elif fact.topic in STAMPED_TOPICS:
+            stamps.extend(_stamps(fact.payload))
+        for stamp in stamps:
+            bound = stamp - timedelta(milliseconds=fact.offset_ms)
+            samples += 1
+            if best is None or bound > best:
+                best = bound
+    return TimeBase(t0=best, session_start_ms=session_start, samples=samples)
+
+
+def parse_utc(text: object) -> datetime | None:
+    """A feed UTC stamp (`2019-09-07T13:00:00`, `…:34.2188616Z`) as an aware datetime."""
+    if not isinstance(text, str) or len(text) < 19:
+        return None
+    base, _, fraction = text.rstrip("Z").partition(".")
+    try:
+        moment = datetime.fromisoformat(base)
+    except ValueError:
+        return None
+    if fraction:
+        if not fraction.isdigit():
+            return None
+        moment += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _stamps(payload: str) -> Iterator[datetime]:
+    try:
+        message: JSON = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return
+    yield from _find_utc(message)
+
+
+def _find_utc(value: JSON) -> Iterator[datetime]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Utc":
+                stamp = parse_utc(item)
+                if stamp is not None:
+                    yield stamp
+            else:
+                yield from _find_utc(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _find_utc(item)
