@@ -1,6 +1,9 @@
 """The Rust hot paths (`f1daemon._native`) against their plain-Python references.
 
 1. `split_json_stream` on the Baku 2018 race's `TimingData.jsonStream`;
+1b. `digest_timing_stream` on the same file (split, parse every message, keep what the
+   lap fitter reads as typed tuples), and the same with `TimingDigest.feed` called per
+   line;
 2. `decode_z_many` on all 632 `CarData.z` / `Position.z` payloads of the Monaco 2023
    FP2 SignalR capture;
 3. `decode_car_data` / `decode_position` (to Arrow) on its 316 payloads of each topic,
@@ -21,9 +24,11 @@ from typing import Any
 
 from f1daemon import _native
 from tests.native_reference import (
+    TimingDigestOutput,
     decode_car_data_reference,
     decode_position_reference,
     decode_z_reference,
+    digest_timing_stream_reference,
     split_json_stream_reference,
 )
 
@@ -71,10 +76,10 @@ def print_table(title: str, unit: str, rows: list[Row]) -> None:
     """Rows with time, MB/s, items/s and the speed-up over the last row (the reference)."""
     baseline = rows[-1].seconds
     print(title)
-    print(f"  {'implementation':<24} {'best ms':>9} {'MB/s':>9} {unit + '/s':>14} {'speed-up':>9}")
+    print(f"  {'implementation':<28} {'best ms':>9} {'MB/s':>9} {unit + '/s':>14} {'speed-up':>9}")
     for row in rows:
         print(
-            f"  {row.name:<24} {row.seconds * 1e3:>9.2f} {row.megabytes / row.seconds:>9.1f}"
+            f"  {row.name:<28} {row.seconds * 1e3:>9.2f} {row.megabytes / row.seconds:>9.1f}"
             f" {row.items / row.seconds:>14,.0f} {baseline / row.seconds:>8.1f}x"
         )
 
@@ -91,6 +96,45 @@ def bench_split(data: bytes) -> None:
     ]
     print_table(
         f"split_json_stream: Baku 2018 TimingData ({megabytes:.2f} MB, {lines:,} lines)",
+        "lines",
+        rows,
+    )
+
+
+def digest_by_feed(data: bytes) -> list[tuple[int, int | None, TimingDigestOutput | None]]:
+    """`digest_timing_stream` as a caller would do it with `TimingDigest.feed` per line."""
+    digest = _native.TimingDigest()
+    rows: list[tuple[int, int | None, TimingDigestOutput | None]] = []
+    for index, (number, offset, text) in enumerate(_native.split_json_stream(data)):
+        result = digest.feed(text)
+        if index == 0 or result is not None:
+            rows.append((number, offset, result))
+    return rows
+
+
+def bench_digest(data: bytes) -> None:
+    native = _native.digest_timing_stream(data)
+    assert native == digest_timing_stream_reference(data)
+    assert [row[:3] for row in native] == digest_by_feed(data)
+    megabytes, lines = len(data) / 1e6, len(_native.split_json_stream(data))
+    rows = [
+        Row(
+            "native digest_timing_stream",
+            best_of(lambda: _native.digest_timing_stream(data)),
+            megabytes,
+            lines,
+        ),
+        Row("native split + feed loop", best_of(lambda: digest_by_feed(data)), megabytes, lines),
+        Row(
+            "python reference",
+            best_of(lambda: digest_timing_stream_reference(data)),
+            megabytes,
+            lines,
+        ),
+    ]
+    print_table(
+        f"digest_timing_stream: Baku 2018 TimingData ({megabytes:.2f} MB, {lines:,} lines"
+        f" -> {len(native):,} kept)",
         "lines",
         rows,
     )
@@ -166,6 +210,7 @@ def main() -> None:
         return
     print(f"best of {REPEATS} runs each")
     bench_split((testdata / BAKU).read_bytes())
+    bench_digest((testdata / BAKU).read_bytes())
     payloads = feed_z_payloads(testdata / MONACO)
     assert len(payloads) == 632, len(payloads)
     bench_decode(payloads)

@@ -13,7 +13,7 @@ import math
 import re
 import zlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pyarrow as pa
@@ -319,3 +319,192 @@ def _utc_ms(value: object, path: str) -> int:
         raise ShapeError(path, "not a time of day")
     millis = int((match.group(7) or "").ljust(3, "0")[:3])
     return (((days * 24 + hour) * 60 + minute) * 60 + second) * 1000 + millis
+
+
+# --- the TimingData digest ---------------------------------------------------------------
+
+# `_native.TimingEntry`: driver, laps, in pit, pit out, position, lap time ms, personal
+# fastest, sectors 1-3 ms, speeds I1, I2, FL, ST, gap to leader.
+TimingEntry = tuple[
+    int,
+    int | None,
+    bool | None,
+    bool | None,
+    int | None,
+    int | None,
+    bool | None,
+    int | None,
+    int | None,
+    int | None,
+    int | None,
+    int | None,
+    int | None,
+    int | None,
+    str | None,
+]
+TimingDigestOutput = tuple[int | None, list[TimingEntry]]
+
+_TRAPS = ("I1", "I2", "FL", "ST")
+_SECTOR_KEYS = ("0", "1", "2")
+_I64 = (-(2**63), 2**63 - 1)
+# 1-5 ASCII digits: a driver key, a position, a speed.
+_DIGITS = re.compile(r"[0-9]{1,5}", re.ASCII)
+# A lap or sector time, after stripping ASCII whitespace.
+_TIME_MS = re.compile(r"^(?:([0-9]+):)?([0-9]+)(?:\.([0-9]{1,3}))?$", re.ASCII)
+_TIME_BLANK = " \t\n\r\x0b\x0c"
+
+
+def time_ms_reference(value: object) -> int | None:
+    """Milliseconds of a feed time string, `None` for anything else.
+
+    ASCII whitespace stripped from both ends, then `[M:]S[.f]` (`_TIME_MS`, ASCII
+    digits, minutes and seconds at most 6 digits each, 1-3 fraction digits padded with
+    zeros on the right): `(M * 60 + S) * 1000 + f`.
+    """
+    if type(value) is not str:
+        return None
+    match = _TIME_MS.fullmatch(value.strip(_TIME_BLANK))
+    if match is None:
+        return None
+    minutes, seconds, fraction = match.groups()
+    if len(minutes or "") > 6 or len(seconds) > 6:
+        return None
+    millis = int((fraction or "0").ljust(3, "0"))
+    return (int(minutes or "0") * 60 + int(seconds)) * 1000 + millis
+
+
+def _digits(value: object) -> int | None:
+    """A string of 1-5 ASCII digits as their number, else `None`."""
+    if type(value) is str and _DIGITS.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _int64(value: object) -> int | None:
+    """A JSON integer (not a boolean) that fits `i64`, else `None`."""
+    if type(value) is int and _I64[0] <= value <= _I64[1]:
+        return value
+    return None
+
+
+def _bool(value: object) -> bool | None:
+    return value if type(value) is bool else None
+
+
+def _value(item: object) -> object:
+    """`item["Value"]` of an object (`None` when not an object or no `Value`)."""
+    return item.get("Value") if type(item) is dict else None
+
+
+class TimingDigestReference:
+    """`_native.TimingDigest`: of each TimingData message, what the lap fitter reads, typed.
+
+    The rules (`native/src/timing.rs` has the same):
+
+    * a message is a JSON object (else `ValueError`; JSON as `orjson.loads` reads it);
+      `session_part` is its `SessionPart` if that is an integer (not a bool) fitting
+      `i64`, else `None`;
+    * its `Lines` is an object keyed by driver; only keys of 1-5 ASCII digits (the driver
+      is their number) whose value is an object count; `Lines` of another type has none;
+    * of an entry, the `TimingEntry` tuple: driver; `NumberOfLaps` (an `i64` integer);
+      `InPit`, `PitOut` (bools); `Position` (1-5 ASCII digits, as a number); of
+      `LastLapTime` (an object) `Value` as a time (`time_ms_reference`) and
+      `PersonalFastest` (a bool); `Sectors` (a list: items 0-2, or an object: keys "0",
+      "1", "2"), each sector (an object) `Value` as a time; `Speeds` (an object), traps
+      `I1`, `I2`, `FL`, `ST` (objects): `Value` as 1-5 ASCII digits; anything else is
+      `None`. The entry is kept iff any of these (the driver aside) is not `None`;
+    * the digest remembers each driver's latest `GapToLeader`: a string replaces it (the
+      empty string forgets it), another type changes nothing; every counted entry, kept
+      or not. Each kept entry ends with the driver's gap after the whole message;
+    * relevant iff an entry is kept or `session_part` is not `None`: then
+      `(session_part, kept entries in message order)`, else `None`.
+    """
+
+    def __init__(self) -> None:
+        self._gaps: dict[int, str] = {}
+
+    def feed(self, payload: str | bytes) -> TimingDigestOutput | None:
+        """The digest of one message, or `None` if it is irrelevant."""
+        if not isinstance(payload, str | bytes):
+            raise TypeError(f"payload must be str or bytes, not {type(payload).__name__}")
+        try:
+            message = orjson.loads(payload)
+        except orjson.JSONDecodeError as error:
+            raise ValueError(f"invalid TimingData JSON: {error}") from error
+        if type(message) is not dict:
+            raise ValueError("invalid TimingData JSON: expected a TimingData object")
+        session_part = _int64(message.get("SessionPart"))
+        lines = message.get("Lines")
+        kept: list[list[Any]] = []
+        for key, patch in lines.items() if type(lines) is dict else ():
+            driver = _digits(key)
+            if driver is None or type(patch) is not dict:
+                continue
+            gap = patch.get("GapToLeader")
+            if type(gap) is str:
+                if gap:
+                    self._gaps[driver] = gap
+                else:
+                    self._gaps.pop(driver, None)
+            entry = _digest_entry(driver, patch)
+            if any(item is not None for item in entry[1:]):
+                kept.append(entry)
+        if not kept and session_part is None:
+            return None
+        entries = [cast("TimingEntry", (*entry, self._gaps.get(entry[0]))) for entry in kept]
+        return session_part, entries
+
+
+def _digest_entry(driver: int, patch: dict[str, Any]) -> list[Any]:
+    """Items 0-13 of one entry's `TimingEntry` (the gap comes later)."""
+    last = patch.get("LastLapTime")
+    if type(last) is not dict:
+        last = {}
+    sectors = patch.get("Sectors")
+    if type(sectors) is list:
+        sector_items = [sectors[i] if i < len(sectors) else None for i in range(3)]
+    elif type(sectors) is dict:
+        sector_items = [sectors.get(key) for key in _SECTOR_KEYS]
+    else:
+        sector_items = [None, None, None]
+    speeds = patch.get("Speeds")
+    if type(speeds) is not dict:
+        speeds = {}
+    return [
+        driver,
+        _int64(patch.get("NumberOfLaps")),
+        _bool(patch.get("InPit")),
+        _bool(patch.get("PitOut")),
+        _digits(patch.get("Position")),
+        time_ms_reference(last.get("Value")),
+        _bool(last.get("PersonalFastest")),
+        *(time_ms_reference(_value(sector)) for sector in sector_items),
+        *(_digits(_value(speeds.get(trap))) for trap in _TRAPS),
+    ]
+
+
+def digest_timing_stream_reference(
+    data: bytes,
+) -> list[tuple[int, int | None, TimingDigestOutput | None, str | None]]:
+    """`_native.digest_timing_stream`: a whole `TimingData.jsonStream` file, digested.
+
+    Split by `split_json_stream_reference`; each dated line is fed, in order, to a fresh
+    `TimingDigestReference`. Returned as `(line_number, offset_ms, digest, error)`: the
+    first non-blank line (the keyframe, whatever it holds), every relevant line, every
+    undated line (not fed: `offset_ms`, `digest`, `error` all `None`) and every line that
+    is not a JSON object (`digest` None, `error` the `ValueError` message).
+    """
+    digest = TimingDigestReference()
+    result: list[tuple[int, int | None, TimingDigestOutput | None, str | None]] = []
+    for index, (number, offset, text) in enumerate(split_json_stream_reference(data)):
+        if offset is None:
+            result.append((number, None, None, None))
+            continue
+        try:
+            digested = digest.feed(text)
+        except ValueError as error:
+            result.append((number, offset, None, str(error)))
+            continue
+        if index == 0 or digested is not None:
+            result.append((number, offset, digested, None))
+    return result

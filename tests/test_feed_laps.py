@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from f1daemon._native import TimingDigest
 from f1daemon.domain.events import LapCompleted, PitStop, PositionChanged
 from f1daemon.feed.laps import LATE_VALUE_WINDOW_MS, LapFitter
 from f1daemon.feed.stints import StintTracker
@@ -29,14 +32,20 @@ def fitter() -> LapFitter:
 
 
 class Feed:
+    """The lap fitter fed as the pipeline feeds it: each message through the native digest."""
+
     def __init__(self) -> None:
         self.fitter = fitter()
         self.stints = self.fitter.stints
+        self.digest = TimingDigest()
         self.events: list[LapCompleted | PitStop | PositionChanged] = []
-        self.fitter.on_message(timing(44, InPit=False, PitOut=False), 0, keyframe=True)
+        self.send(0, timing(44, InPit=False, PitOut=False), keyframe=True)
 
-    def send(self, t: int, message: dict[str, Any]) -> None:
-        self.events.extend(self.fitter.on_message(message, t, keyframe=False))
+    def send(self, t: int, message: dict[str, Any], *, keyframe: bool = False) -> None:
+        digest = self.digest.feed(orjson.dumps(message))
+        if digest is not None:
+            self.events.extend(self.fitter.due(t))
+            self.events.extend(self.fitter.on_message(digest, t, keyframe=keyframe))
 
     def app(self, t: int, message: dict[str, Any]) -> None:
         self.events.extend(self.fitter.due(t))
@@ -159,12 +168,11 @@ def test_pit_in_and_out_mark_the_in_lap_and_the_out_lap_with_their_stints() -> N
 
 
 def test_a_car_already_in_the_garage_at_the_start_has_no_in_lap() -> None:
-    laps = fitter()
-    laps.on_message({"Lines": {}}, 0, keyframe=True)
-    laps.on_message(timing(16, InPit=True, PitOut=False), 500, keyframe=False)
-    laps.on_message(timing(16, InPit=False), 600_000, keyframe=False)
-    laps.on_message(timing(16, NumberOfLaps=1), 700_000, keyframe=False)
-    (lap,) = laps.finish()
+    feed = Feed()
+    feed.send(500, timing(16, InPit=True, PitOut=False))
+    feed.send(600_000, timing(16, InPit=False))
+    feed.send(700_000, timing(16, NumberOfLaps=1))
+    (lap,) = [e for e in feed.fitter.finish() if isinstance(e, LapCompleted) and e.driver == 16]
     assert isinstance(lap, LapCompleted)
     assert (lap.pit_in, lap.pit_out) == (False, False)
 
@@ -226,7 +234,9 @@ def test_feed_times_parse_and_format() -> None:
     assert parse_time_ms("42.025") == 42_025
     assert parse_time_ms("59") == 59_000
     assert parse_time_ms("1:02.3") == 62_300
-    for bad in ("", "-", "1:xx", None, 12, "LAP 1"):
+    assert parse_time_ms(" 42.025\t") == 42_025
+    # ASCII digits only, as the native digest reads them (no Arabic-Indic or full-width).
+    for bad in ("", "-", "1:xx", None, 12, "LAP 1", "\u0661:02.3", "\uff14\uff12", "1234567", ".5"):
         assert parse_time_ms(bad) is None
     assert format_time_ms(105_412) == "1:45.412"
     assert format_time_ms(42_025) == "42.025"

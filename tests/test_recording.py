@@ -15,8 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from f1daemon.cli import main
-from f1daemon.domain.events import MessageReceived, RecordQuarantined
+from f1daemon.domain.events import (
+    LapCompleted,
+    MessageReceived,
+    PositionBatch,
+    RecordQuarantined,
+    TelemetryBatch,
+)
 from f1daemon.errors import UserError
+from f1daemon.ingest import ingest_paths
 from f1daemon.sources.recording import (
     SOURCE,
     Ignored,
@@ -31,6 +38,8 @@ from f1daemon.sources.recording import (
     parse_utc,
     read_recording,
 )
+from f1daemon.store.eventlog import EventLog
+from f1daemon.store.url import parse_store_url
 
 FP2 = Path("f1dash-signalr-2023_Monaco") / "fp2.txt"
 WITH_ERRORS = Path("fastf1-signalr-recordings") / "with_errors.txt"
@@ -545,3 +554,25 @@ def test_ingesting_something_else_is_a_user_error(
     err = capsys.readouterr().err
     assert err.startswith(f"f1daemon: error: {path}: not a recognised feed recording (")
     assert err.count("\n") == 1
+
+
+def test_fp2_derives_its_telemetry_positions_and_laps_through_the_log(
+    testdata: Path, tmp_path: Path
+) -> None:
+    """The live capture goes the whole way: facts, then the same decoders as the archive."""
+    with EventLog(parse_store_url(f"sqlite:///{tmp_path / 'events.db'}")) as log:
+        (result,) = ingest_paths(log, [testdata / FP2])
+        assert result.derivation is not None
+        events = log.derived_events(MONACO_FP2, result.derivation.run)
+    telemetry = [e for e in events if isinstance(e, TelemetryBatch)]
+    positions = [e for e in events if isinstance(e, PositionBatch)]
+    # The 316 feed messages of each, and the subscribe reply's snapshot of each.
+    assert (len(telemetry), len(positions)) == (317, 317)
+    speeds = [s for batch in telemetry for s in batch.speed if s is not None]
+    assert speeds
+    assert 0 <= min(speeds) <= max(speeds) <= 400
+    assert all(0 <= g <= 8 for batch in telemetry for g in batch.gear if g is not None)
+    # Stamps come from the live receipt times: the batches carry real UTC.
+    assert all(b.utc is not None and b.utc.date().isoformat() == "2023-05-26" for b in telemetry)
+    assert result.derivation.undecodable == 0
+    assert any(isinstance(e, LapCompleted) and e.lap_time_ms for e in events)

@@ -22,21 +22,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from f1daemon.domain.events import LapCompleted, PitStop, PositionChanged
-from f1daemon.feed.state import JSON
 from f1daemon.feed.stints import StintTracker
 from f1daemon.feed.timebase import TimeBase
-from f1daemon.feed.timing import driver_number, parse_time_ms
 from f1daemon.feed.track_status import TrackStatusTracker
+
+if TYPE_CHECKING:
+    from f1daemon._native import TimingEntry
+    from f1daemon.feed.messages import TimingDigestOutput
 
 LATE_VALUE_WINDOW_MS = 10_000
 SECTOR_SUM_TOLERANCE_MS = 100  # the feed rounds each sector to the millisecond
 NOT_ACCEPTED_FLAG = "faster_than_personal_best_but_not_marked_one"
 
 SECTOR_SLOTS = ("sector1", "sector2", "sector3")
-# Timed values of a lap, by slot: the three sectors, the lap time and the speed traps.
-SPEED_SLOTS = {"I1": "speed_i1", "I2": "speed_i2", "ST": "speed_st", "FL": "speed_fl"}
+# The timed values of a digest entry, in its order after the lap time.
+TIMED_SLOTS = (*SECTOR_SLOTS, "speed_i1", "speed_i2", "speed_fl", "speed_st")
 
 
 @dataclass
@@ -104,40 +107,36 @@ class LapFitter:
     _next_due: int | None = None  # earliest end of a late-value window still open
 
     def on_message(
-        self, message: JSON, now: int, *, keyframe: bool
+        self, digest: TimingDigestOutput, now: int, *, keyframe: bool
     ) -> list[LapCompleted | PitStop | PositionChanged]:
-        """Apply one TimingData message; return the laps, stops and positions it completes.
+        """Apply one digested TimingData message; return the laps, stops and positions it completes.
 
-        Laps waiting for late values are emitted by `due()`, which the caller calls
-        for every message of any topic.
-
-        `keyframe` marks a full snapshot: lap counts in it are where the session
-        already stands, not laps completed now.
+        The message comes through `f1daemon._native.TimingDigest` (or
+        `digest_timing_stream`): typed values of what concerns laps, one entry per
+        driver. Laps waiting for late values are emitted by `due()`, which the caller
+        calls for every message of any topic. `keyframe` marks a full snapshot: lap
+        counts in it are where the session already stands, not laps completed now.
         """
-        done: list[LapCompleted | PitStop | PositionChanged] = []
-        if not isinstance(message, dict):
-            return done
-        part = message.get("SessionPart")
-        if isinstance(part, int) and not isinstance(part, bool) and part != self.session_part:
+        part, entries = digest
+        if part is not None and part != self.session_part:
             self.session_part = part
             for timing in self.drivers.values():
                 timing.best_ms = None  # the feed's personal bests count per part
-        lines = message.get("Lines")
-        if not isinstance(lines, dict):
-            return done
-        for key, patch in lines.items():
-            driver = driver_number(key)
-            if driver is None or not isinstance(patch, dict):
-                continue
-            timing = self.drivers.setdefault(driver, _DriverTiming())
-            done.extend(self._apply(driver, timing, patch, now, keyframe=keyframe))
+        done: list[LapCompleted | PitStop | PositionChanged] = []
+        for entry in entries:
+            driver = entry[0]
+            known = self.drivers.get(driver)  # (setdefault would build one every time)
+            timing = (
+                known if known is not None else self.drivers.setdefault(driver, _DriverTiming())
+            )
+            done.extend(self._apply(driver, timing, entry, now, keyframe=keyframe))
         return done
 
     def due(self, now: int) -> list[LapCompleted | PitStop | PositionChanged]:
         """Emit the laps whose late-value window has passed by `now`."""
-        done: list[LapCompleted | PitStop | PositionChanged] = []
         if self._next_due is None or now <= self._next_due:
-            return done  # nothing to emit yet: skip the scan (called for every message)
+            return []  # nothing to emit yet: skip the scan (called for every message)
+        done: list[LapCompleted | PitStop | PositionChanged] = []
         self._next_due = None
         for driver, timing in self.drivers.items():
             closing = timing.closing
@@ -200,73 +199,56 @@ class LapFitter:
         self,
         driver: int,
         timing: _DriverTiming,
-        patch: dict[str, JSON],
+        entry: TimingEntry,
         now: int,
         *,
         keyframe: bool,
     ) -> list[LapCompleted | PitStop | PositionChanged]:
+        (_, count, in_pit, pit_out, position, lap_time, personal_best, *timed, gap) = entry
+        timing.gap_to_leader = gap
         done: list[LapCompleted | PitStop | PositionChanged] = []
-        count = patch.get("NumberOfLaps")
-        if isinstance(count, int) and timing.completed is not None and count < timing.completed:
+        if count is not None and timing.completed is not None and count < timing.completed:
             # A stale update re-sent after newer ones (the count never goes back): all it
             # carries is old, so none of it is applied.
             timing.current.flags.append("stale_update_ignored")
             return done
-        position = patch.get("Position")
-        if isinstance(position, str) and position.isdigit() and int(position) != timing.position:
-            timing.position = int(position)
+        if position is not None and position > 0 and position != timing.position:
+            timing.position = position
             done.append(
                 PositionChanged(
                     session=self.session,
                     session_time_ms=now,
                     utc=self.time_base.utc_at(now),
                     driver=driver,
-                    position=timing.position,
+                    position=position,
                 )
             )
-        gap = patch.get("GapToLeader")
-        if isinstance(gap, str):
-            timing.gap_to_leader = gap or None
         # Entering the pit lane and crossing the line in one message: the in-lap is the
         # lap that ends; leaving it and crossing the line: the out-lap is the one that
         # begins. So InPit is applied before the count moves on, PitOut after.
-        done.extend(self._pit_entry(timing, patch, now))
-        if isinstance(count, int) and not isinstance(count, bool):
+        if in_pit is not None:
+            self._pit_entry(timing, in_pit, now)
+        if count is not None:
             if keyframe or (timing.completed is None and count > 1):
                 # Joined mid-session: earlier laps are not ours to reconstruct.
                 timing.completed = count
                 timing.current.started_ms = now
             elif count > (timing.completed or 0):
                 done.extend(self._close(driver, timing, count, now))
-        done.extend(self._pit_exit(driver, timing, patch, now))
-        sectors = patch.get("Sectors")
-        if isinstance(sectors, list):
-            sectors = {str(i): s for i, s in enumerate(sectors)}
-        if isinstance(sectors, dict):
-            for index_key, sector in sectors.items():
-                index = driver_number(index_key)
-                if index is not None and index < 3 and isinstance(sector, dict):
-                    self._value(
-                        timing, SECTOR_SLOTS[index], parse_time_ms(sector.get("Value")), now
-                    )
-        speeds = patch.get("Speeds")
-        if isinstance(speeds, dict):
-            for trap, slot in SPEED_SLOTS.items():
-                reading = speeds.get(trap)
-                if isinstance(reading, dict):
-                    self._value(timing, slot, _speed(reading.get("Value")), now)
-        last = patch.get("LastLapTime")
-        if isinstance(last, dict):
-            self._lap_time(
-                timing, parse_time_ms(last.get("Value")), last.get("PersonalFastest"), now
-            )
+        if pit_out is not None:
+            done.extend(self._pit_exit(driver, timing, pit_out, now))
+        for slot, value in zip(TIMED_SLOTS, timed, strict=True):
+            if value is not None:
+                self._value(timing, slot, value, now)
+        if lap_time is not None:
+            self._lap_time(timing, lap_time, personal_best, now)
         return done
 
     def _lap_time(
-        self, timing: _DriverTiming, value: int | None, personal_best: JSON, now: int
+        self, timing: _DriverTiming, value: int, personal_best: bool | None, now: int
     ) -> None:
         lap = self._value(timing, "lap_time", value, now)
-        if lap is None or value is None:
+        if lap is None:
             return
         # The feed marks each new lap time as a personal best or not. A time faster
         # than the driver's best that the feed does not mark as one was not accepted
@@ -278,27 +260,22 @@ class LapFitter:
 
     # Only a change of a known state is an event on a lap: the first state the feed
     # tells (e.g. in the garage before the start) is where the car already is.
-    def _pit_entry(self, timing: _DriverTiming, patch: dict[str, JSON], now: int) -> list[PitStop]:
-        in_pit = patch.get("InPit")
-        if isinstance(in_pit, bool):
-            if in_pit and timing.in_pit is False:
-                timing.current.pit_in = True
-                lap = (timing.completed or 0) + 1
-                timing.visit = _PitVisit(now, lap, self.time_base.utc_at(now))
-            timing.in_pit = in_pit
-        return []
+    def _pit_entry(self, timing: _DriverTiming, in_pit: bool, now: int) -> None:
+        if in_pit and timing.in_pit is False:
+            timing.current.pit_in = True
+            lap = (timing.completed or 0) + 1
+            timing.visit = _PitVisit(now, lap, self.time_base.utc_at(now))
+        timing.in_pit = in_pit
 
     def _pit_exit(
-        self, driver: int, timing: _DriverTiming, patch: dict[str, JSON], now: int
+        self, driver: int, timing: _DriverTiming, pit_out: bool, now: int
     ) -> list[PitStop]:
         done: list[PitStop] = []
-        pit_out = patch.get("PitOut")
-        if isinstance(pit_out, bool):
-            if pit_out and timing.pit_out is False:
-                timing.current.pit_out = True
-                if timing.visit is not None:
-                    done.append(self._stop(driver, timing, now, (timing.completed or 0) + 1))
-            timing.pit_out = pit_out
+        if pit_out and timing.pit_out is False:
+            timing.current.pit_out = True
+            if timing.visit is not None:
+                done.append(self._stop(driver, timing, now, (timing.completed or 0) + 1))
+        timing.pit_out = pit_out
         return done
 
     def _stop(
@@ -350,12 +327,8 @@ class LapFitter:
         timing.completed = count
         return done
 
-    def _value(
-        self, timing: _DriverTiming, slot: str, value: int | None, now: int
-    ) -> _LapValues | None:
+    def _value(self, timing: _DriverTiming, slot: str, value: int, now: int) -> _LapValues | None:
         """Give a value to the lap it belongs to; return that lap (None if ignored)."""
-        if value is None:
-            return None  # blanked for the new lap, or not timed
         closing = timing.closing
         if (
             closing is not None
@@ -423,9 +396,3 @@ class LapFitter:
             session_part=lap.session_part,
             flags=tuple(flags),
         )
-
-
-def _speed(value: object) -> int | None:
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None

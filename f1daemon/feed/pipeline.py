@@ -9,21 +9,23 @@ and simply derive nothing (yet).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
 
+from f1daemon._native import TimingDigest
 from f1daemon.domain.events import (
     DerivedEvent,
     Fact,
-    MessageReceived,
     RecordQuarantined,
     TimeBaseEstablished,
 )
 from f1daemon.feed import weather
 from f1daemon.feed.laps import LapFitter
+from f1daemon.feed.messages import DigestedTiming, FeedMessage
 from f1daemon.feed.race_control import RaceControl
 from f1daemon.feed.session_status import SessionStatusTracker
 from f1daemon.feed.state import JSON, merge
@@ -32,7 +34,7 @@ from f1daemon.feed.telemetry import position_batch, telemetry_batch
 from f1daemon.feed.timebase import TimeBase, establish
 from f1daemon.feed.track_status import TrackStatusTracker
 
-PIPELINE_VERSION = "2.0.0"
+PIPELINE_VERSION = "2.1.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
 MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})
@@ -54,6 +56,7 @@ class Pipeline:
     states: dict[str, JSON] = field(default_factory=dict)
     quarantined: int = 0
     _topics_seen: set[str] = field(default_factory=set)
+    _timing_digest: TimingDigest = field(default_factory=TimingDigest)
 
     def __post_init__(self) -> None:
         self.stints = StintTracker(self.session)
@@ -73,29 +76,47 @@ class Pipeline:
             )
         ]
 
-    def on_fact(self, fact: MessageReceived) -> list[DerivedEvent]:
+    def on_fact(self, fact: FeedMessage) -> list[DerivedEvent]:
         """Derive what one fact tells; returns the events now complete."""
         now = fact.offset_ms
         if now is None:
             return [
                 self._quarantine(fact, "decode.timestamp", "the line has no HH:MM:SS.mmm offset")
             ]
-        derived: list[DerivedEvent] = list(self.laps.due(now))
         topic = fact.topic
         # The first message of a topic in an archive stream is its snapshot.
         keyframe = fact.keyframe or topic not in self._topics_seen
         if keyframe:
             self._topics_seen.add(topic)
-        try:
-            if topic == "TimingData":
-                # Most of the feed: decoded from the message alone, UTC only for what it emits.
-                message = _json_object(fact.payload)
-                derived.extend(self.laps.on_message(message, now, keyframe=keyframe))
-            elif topic in DECODED_TOPICS:
-                utc = fact.received_at or self.time_base.utc_at(now)
+        if topic == "TimingData":
+            return self._timing_data(fact, now, keyframe=keyframe)
+        derived: list[DerivedEvent] = list(self.laps.due(now))
+        if topic in DECODED_TOPICS:
+            utc = fact.received_at or self.time_base.utc_at(now)
+            try:
                 derived.extend(self._decode(fact, now, utc, keyframe=keyframe))
-        except ValueError as error:
-            derived.append(self._quarantine(fact, "decode.payload", str(error)))
+            except ValueError as error:
+                derived.append(self._quarantine(fact, "decode.payload", str(error)))
+        return derived
+
+    def _timing_data(self, fact: FeedMessage, now: int, *, keyframe: bool) -> list[DerivedEvent]:
+        # Most of the feed. The native digest keeps what the lap fitter reads; a
+        # message with nothing of that is a no-op (the late-value windows are not
+        # even checked), whether it was digested here or ahead with its whole file.
+        if isinstance(fact, DigestedTiming):
+            digest, error = fact.digest, fact.error
+        else:
+            try:
+                digest, error = self._timing_digest.feed(fact.payload), None
+            except ValueError as problem:
+                digest, error = None, str(problem)
+        if error is not None:
+            return [self._quarantine(fact, "decode.payload", error)]
+        if digest is None:
+            return []
+        derived: list[DerivedEvent] = []
+        derived.extend(self.laps.due(now))
+        derived.extend(self.laps.on_message(digest, now, keyframe=keyframe))
         return derived
 
     def finish(self) -> list[DerivedEvent]:
@@ -103,7 +124,7 @@ class Pipeline:
         return [*self.laps.finish(), *self.track.finish()]
 
     def _decode(
-        self, fact: MessageReceived, now: int, utc: datetime | None, *, keyframe: bool
+        self, fact: FeedMessage, now: int, utc: datetime | None, *, keyframe: bool
     ) -> list[DerivedEvent]:
         if fact.topic == "CarData.z":
             return [telemetry_batch(self.session, fact.payload, now, utc)]
@@ -140,7 +161,7 @@ class Pipeline:
                 return current
         return self.laps.leader_lap()
 
-    def _quarantine(self, fact: MessageReceived, rule: str, reason: str) -> RecordQuarantined:
+    def _quarantine(self, fact: FeedMessage, rule: str, reason: str) -> RecordQuarantined:
         self.quarantined += 1
         return RecordQuarantined(
             session=self.session,
@@ -164,16 +185,25 @@ class Derivation:
     undecodable: int
 
 
-def derive(session: str, facts: Iterable[tuple[int, Fact]]) -> Derivation:
-    """Run the pipeline over a session's facts (with their log positions)."""
-    ordered = sorted(
-        ((p, f) for p, f in facts if isinstance(f, MessageReceived)), key=_stream_time_order
-    )
-    pipeline = Pipeline(session, establish(fact for _, fact in ordered))
-    events = pipeline.start()
-    for _, fact in ordered:
-        events.extend(pipeline.on_fact(fact))
-    events.extend(pipeline.finish())
+def derive(session: str, facts: Iterable[tuple[int, Fact | FeedMessage]]) -> Derivation:
+    """Run the pipeline over a session's facts (or messages), each with its log position."""
+    # A derivation allocates many objects that all live to its end: the cyclic
+    # garbage collector's passes over them would find nothing to free.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        ordered = sorted(
+            ((p, f) for p, f in facts if not isinstance(f, RecordQuarantined)),
+            key=_stream_time_order,
+        )
+        pipeline = Pipeline(session, establish(fact for _, fact in ordered))
+        events = pipeline.start()
+        for _, fact in ordered:
+            events.extend(pipeline.on_fact(fact))
+        events.extend(pipeline.finish())
+    finally:
+        if collecting:
+            gc.enable()
     return Derivation(
         events=events,
         facts=len(ordered),
@@ -189,7 +219,7 @@ def _json_object(payload: str) -> dict[str, JSON]:
     return message
 
 
-def _stream_time_order(item: tuple[int, MessageReceived]) -> tuple[int, int]:
+def _stream_time_order(item: tuple[int, FeedMessage]) -> tuple[int, int]:
     position, fact = item
     # Undated lines keep their place in the log; they carry nothing to derive.
     return (fact.offset_ms if fact.offset_ms is not None else -1, position)

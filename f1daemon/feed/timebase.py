@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from f1daemon.domain.events import MessageReceived
+from f1daemon.feed.messages import FeedMessage
 from f1daemon.feed.state import JSON
 
 # Topics whose messages carry UTC stamps, and where.
@@ -44,7 +44,7 @@ class TimeBase:
         return self.t0 + timedelta(milliseconds=offset_ms)
 
 
-def establish(facts: Iterable[MessageReceived]) -> TimeBase:
+def establish(facts: Iterable[FeedMessage]) -> TimeBase:
     """Estimate t0 from a session's stamped messages, and find the session's start."""
     best: datetime | None = None
     samples = 0

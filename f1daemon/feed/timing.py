@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-_TIME = re.compile(r"^(?:(\d+):)?(\d+)(?:\.(\d{1,3}))?$")
+# ASCII digits only, at most six a field: the same grammar as the native TimingData
+# digest (native/src/timing.rs), so both read every value alike.
+_TIME = re.compile(r"^(?:([0-9]{1,6}):)?([0-9]{1,6})(?:\.([0-9]{1,3}))?$", re.ASCII)
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
 def parse_time_ms(text: object) -> int | None:
@@ -15,7 +18,7 @@ def parse_time_ms(text: object) -> int | None:
     """
     if not isinstance(text, str):
         return None
-    match = _TIME.match(text.strip())
+    match = _TIME.match(text.strip(_ASCII_SPACE))
     if match is None:
         return None
     minutes, seconds, fraction = match.groups()

@@ -15,9 +15,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from f1daemon._native import split_json_stream
+from f1daemon._native import digest_timing_stream, split_json_stream
 from f1daemon.domain.events import MessageReceived
 from f1daemon.errors import UserError
+from f1daemon.feed.messages import DigestedTiming, FeedMessage, RawMessage
 
 SOURCE = "archive"
 SUFFIX = ".jsonStream"
@@ -63,15 +64,47 @@ def read_facts(session: str, files: Sequence[TopicFile]) -> Iterator[MessageRece
     yield from heapq.merge(*streams, key=lambda fact: fact.offset_ms or 0)
 
 
-def _file_facts(session: str, topic_file: TopicFile) -> Iterator[MessageReceived]:
+def read_messages(files: Sequence[TopicFile]) -> Iterator[FeedMessage]:
+    """The files' messages for a derivation in memory, in the order `read_facts` gives.
+
+    The same messages as the facts an ingest appends, without building the facts:
+    TimingData is digested natively a whole file at a time, and its lines that carry
+    nothing the decoders read are left out (the pipeline would pass over them).
+    """
+    streams: list[Iterator[FeedMessage]] = [
+        _digested_timing(f) if f.topic == "TimingData" else _file_messages(f) for f in files
+    ]
+    yield from heapq.merge(*streams, key=lambda message: message.offset_ms or 0)
+
+
+def _file_messages(topic_file: TopicFile) -> Iterator[RawMessage]:
+    for line_number, offset_ms, text in split_json_stream(_read(topic_file)):
+        yield RawMessage(SOURCE, topic_file.topic, topic_file.topic, line_number, offset_ms, text)
+
+
+def _digested_timing(topic_file: TopicFile) -> Iterator[DigestedTiming]:
+    data = _read(topic_file)
+    lines: list[bytes] | None = None
+    for line_number, offset_ms, digest, error in digest_timing_stream(data):
+        text = ""
+        if error is not None or offset_ms is None:
+            # Rare: the text of a line the pipeline will quarantine.
+            lines = lines if lines is not None else data.split(b"\n")
+            text = split_json_stream(lines[line_number - 1])[0][2]
+        yield DigestedTiming(SOURCE, topic_file.topic, line_number, offset_ms, digest, error, text)
+
+
+def _read(topic_file: TopicFile) -> bytes:
     try:
-        data = topic_file.path.read_bytes()
+        return topic_file.path.read_bytes()
     except OSError as error:
         raise UserError(f"{topic_file.path}: {error.strerror}") from error
+
+
+def _file_facts(session: str, topic_file: TopicFile) -> Iterator[MessageReceived]:
+    data = _read(topic_file)
     for line_number, offset_ms, text in split_json_stream(data):
-        # Built without validation: every value comes typed from the native splitter,
-        # and this is the hot path of an ingest.
-        yield MessageReceived.model_construct(
+        yield MessageReceived(
             session=session,
             source=SOURCE,
             stream=topic_file.topic,
@@ -79,6 +112,4 @@ def _file_facts(session: str, topic_file: TopicFile) -> Iterator[MessageReceived
             sequence=line_number,
             offset_ms=offset_ms,
             payload=text,
-            received_at=None,
-            keyframe=False,
         )

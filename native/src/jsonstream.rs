@@ -116,7 +116,13 @@ fn parse_line(number: usize, raw: &[u8]) -> Line<'_> {
 pub fn split_json_stream(data: &[u8]) -> Vec<Line<'_>> {
     // Messages are ~100 bytes to a few KiB: a cheap guess avoids most regrowth.
     let mut lines = Vec::with_capacity(data.len() / 128 + 1);
-    for (index, raw) in physical_lines(data).enumerate() {
+    lines.extend(json_stream_lines(data));
+    lines
+}
+
+/// The lines of [`split_json_stream`], one at a time.
+pub fn json_stream_lines(data: &[u8]) -> impl Iterator<Item = Line<'_>> {
+    physical_lines(data).enumerate().filter_map(|(index, raw)| {
         let raw = if index == 0 {
             raw.strip_prefix(UTF8_BOM).unwrap_or(raw)
         } else {
@@ -124,11 +130,10 @@ pub fn split_json_stream(data: &[u8]) -> Vec<Line<'_>> {
         };
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.iter().all(|&b| is_blank_byte(b)) {
-            continue;
+            return None;
         }
-        lines.push(parse_line(index + 1, raw));
-    }
-    lines
+        Some(parse_line(index + 1, raw))
+    })
 }
 
 #[cfg(test)]

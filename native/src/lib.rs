@@ -1,8 +1,9 @@
 //! `f1daemon._native`: the hot paths of ingesting the F1 live-timing feed.
 //!
-//! The logic lives in pyo3-free modules ([`jsonstream`], [`zdecode`], [`telemetry`]) that
-//! `cargo test` exercises without an interpreter; this file only binds them to Python and
-//! releases the GIL around the work ([`arrow_export`] hands Arrow batches to pyarrow).
+//! The logic lives in pyo3-free modules ([`jsonstream`], [`zdecode`], [`telemetry`],
+//! [`timing`]) that `cargo test` exercises without an interpreter; this file only binds
+//! them to Python and releases the GIL around the work ([`arrow_export`] hands Arrow
+//! batches to pyarrow).
 
 pub mod arrow_export;
 pub mod error;
@@ -10,10 +11,12 @@ pub mod jsonstream;
 pub mod shape;
 pub mod telemetry;
 pub mod timestamp;
+pub mod timing;
 pub mod zdecode;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
 
 use crate::error::{Error, Result};
 
@@ -143,11 +146,123 @@ fn decode_position<'py>(
     arrow_export::record_batch_to_pyarrow(py, batch)
 }
 
+/// The text of a `TimingData` payload: a `str`, or `bytes` that must be UTF-8.
+fn payload_text<'a>(payload: &'a Bound<'_, PyAny>) -> Result<&'a str> {
+    if let Ok(bytes) = payload.cast::<PyBytes>() {
+        return std::str::from_utf8(bytes.as_bytes())
+            .map_err(|e| timing::json_error(format!("payload is not valid UTF-8: {e}")));
+    }
+    if let Ok(text) = payload.cast::<PyString>() {
+        return text.to_str().map_err(|_| {
+            timing::json_error("payload is not valid UTF-8: it contains surrogates".to_owned())
+        });
+    }
+    Err(Error::WrongType(format!(
+        "payload must be str or bytes, not {}",
+        type_name(payload)
+    )))
+}
+
+/// An entry as the 15-tuple `TimingDigest.feed` returns (see the stub's `TimingEntry`).
+fn entry_to_python<'py>(py: Python<'py>, entry: &timing::Entry) -> PyResult<Bound<'py, PyTuple>> {
+    let [s1, s2, s3] = entry.sectors_ms;
+    let [i1, i2, fl, st] = entry.speeds;
+    let items = [
+        entry.driver.into_bound_py_any(py)?,
+        entry.number_of_laps.into_bound_py_any(py)?,
+        entry.in_pit.into_bound_py_any(py)?,
+        entry.pit_out.into_bound_py_any(py)?,
+        entry.position.into_bound_py_any(py)?,
+        entry.lap_time_ms.into_bound_py_any(py)?,
+        entry.personal_fastest.into_bound_py_any(py)?,
+        s1.into_bound_py_any(py)?,
+        s2.into_bound_py_any(py)?,
+        s3.into_bound_py_any(py)?,
+        i1.into_bound_py_any(py)?,
+        i2.into_bound_py_any(py)?,
+        fl.into_bound_py_any(py)?,
+        st.into_bound_py_any(py)?,
+        entry.gap_to_leader.as_deref().into_bound_py_any(py)?,
+    ];
+    PyTuple::new(py, items)
+}
+
+/// A digest as the `(session_part, entries)` tuple `TimingDigest.feed` returns.
+fn digest_to_python<'py>(
+    py: Python<'py>,
+    digest: &timing::Digest,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let entries = digest
+        .entries
+        .iter()
+        .map(|entry| entry_to_python(py, entry))
+        .collect::<PyResult<Vec<_>>>()?;
+    (digest.session_part, PyList::new(py, entries)?).into_pyobject(py)
+}
+
+/// The digest of `TimingData` messages: what `f1daemon.feed.laps.LapFitter` reads of
+/// each, typed, plus each driver's latest `GapToLeader` (rules: `native/src/timing.rs`).
+#[pyclass(name = "TimingDigest", module = "f1daemon._native")]
+#[derive(Default)]
+struct PyTimingDigest {
+    inner: timing::TimingDigest,
+}
+
+#[pymethods]
+impl PyTimingDigest {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Digests one message: `(session_part, entries)` if it is relevant, else `None`.
+    ///
+    /// Raises `ValueError` when the payload is not a JSON object (the state is then
+    /// unchanged), `TypeError` when it is neither `str` nor `bytes`.
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        payload: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let text = payload_text(payload)?;
+        let digest = self.inner.feed(text).map_err(timing::json_error)?;
+        digest
+            .map(|digest| digest_to_python(py, &digest))
+            .transpose()
+    }
+}
+
+/// Digests a whole `TimingData.jsonStream` file with a fresh `TimingDigest`.
+///
+/// Split as `split_json_stream`; returns `(line_number, offset_ms, digest, error)` for the
+/// first non-blank line (the keyframe), every relevant line, every undated line (not
+/// fed: `None, None, None`) and every line that is not a JSON object (`digest` None,
+/// `error` the `ValueError` message `feed` raises). The work runs without the GIL.
+#[pyfunction]
+fn digest_timing_stream<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+    let lines = py.detach(|| timing::digest_stream(data));
+    let items = lines
+        .iter()
+        .map(|line| {
+            let digest = match &line.digest {
+                Some(digest) => digest_to_python(py, digest)?.into_any(),
+                None => py.None().into_bound(py),
+            };
+            let item = (line.number, line.offset_ms, digest, line.error.as_deref());
+            item.into_pyobject(py)
+        })
+        .collect::<PyResult<Vec<Bound<'py, PyTuple>>>>()?;
+    PyList::new(py, items)
+}
+
 /// The native module (`f1daemon._native`).
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use super::{decode_car_data, decode_position, decode_z, decode_z_many, split_json_stream};
+    use super::{
+        decode_car_data, decode_position, decode_z, decode_z_many, digest_timing_stream,
+        split_json_stream, PyTimingDigest,
+    };
 
     /// Inflated-size cap of `decode_z` / `decode_z_many` in bytes.
     #[pymodule_export]

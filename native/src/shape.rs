@@ -802,7 +802,7 @@ impl<'de, S: Shape<'de> + Copy> Shape<'de> for ByDriver<S> {
 }
 
 /// An object key, borrowed from the input when it has no escapes.
-struct KeyStr;
+pub struct KeyStr;
 
 impl<'de> DeserializeSeed<'de> for KeyStr {
     type Value = Cow<'de, str>;

@@ -1,0 +1,74 @@
+"""What the pipeline reads: a message of the feed, as a fact of the log or straight from a file.
+
+Facts of the log (`MessageReceived`) and messages read from files for a derivation in
+memory have the same attributes; the pipeline needs nothing more. A TimingData line
+may come pre-digested (see `f1daemon._native.digest_timing_stream`): the native
+digest of a whole file, done ahead in one call, carries only what the lap fitter
+reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from f1daemon._native import TimingEntry
+
+    # What the native digest makes of a TimingData message: the qualifying part, if
+    # the message names one, and one typed entry per driver with lap-related values.
+    TimingDigestOutput: TypeAlias = tuple[int | None, list[TimingEntry]]
+
+
+class FeedMessage(Protocol):
+    """A message of the feed with where it came from and when."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def offset_ms(self) -> int | None: ...
+    @property
+    def received_at(self) -> datetime | None: ...
+    @property
+    def payload(self) -> str: ...
+    @property
+    def keyframe(self) -> bool: ...
+
+
+class RawMessage(NamedTuple):
+    """A message read from a file for a derivation in memory (not a fact of a log)."""
+
+    source: str
+    stream: str
+    topic: str
+    sequence: int
+    offset_ms: int | None
+    payload: str
+    received_at: datetime | None = None
+    keyframe: bool = False
+
+
+class DigestedTiming(NamedTuple):
+    """A TimingData line digested natively ahead of the pipeline.
+
+    `digest` is what the lap fitter reads (None when the line carries nothing for
+    it); `error` says why the line could not be read. `payload` holds the line's
+    text only where it may be quarantined (an error, or no offset).
+    """
+
+    source: str
+    stream: str
+    sequence: int
+    offset_ms: int | None
+    digest: TimingDigestOutput | None
+    error: str | None
+    payload: str = ""
+    topic: str = "TimingData"
+    received_at: datetime | None = None
+    keyframe: bool = False
