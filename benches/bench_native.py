@@ -20,17 +20,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from f1daemon import _native
 from tests.native_reference import (
-    TimingDigestOutput,
     decode_car_data_reference,
     decode_position_reference,
     decode_z_reference,
     digest_timing_stream_reference,
     split_json_stream_reference,
 )
+
+if TYPE_CHECKING:
+    from f1daemon._native import TimingDigestOutput
 
 REPO = Path(__file__).resolve().parent.parent
 BAKU = "livetiming/2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race/TimingData.jsonStream"

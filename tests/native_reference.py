@@ -13,10 +13,13 @@ import math
 import re
 import zlib
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from f1daemon._native import TimingDigestOutput, TimingEntry
 
 _BOM = b"\xef\xbb\xbf"
 # ASCII whitespace as `bytes.strip()` knows it (incl. vertical tab and form feed).
@@ -322,27 +325,6 @@ def _utc_ms(value: object, path: str) -> int:
 
 
 # --- the TimingData digest ---------------------------------------------------------------
-
-# `_native.TimingEntry`: driver, laps, in pit, pit out, position, lap time ms, personal
-# fastest, sectors 1-3 ms, speeds I1, I2, FL, ST, gap to leader.
-TimingEntry = tuple[
-    int,
-    int | None,
-    bool | None,
-    bool | None,
-    int | None,
-    int | None,
-    bool | None,
-    int | None,
-    int | None,
-    int | None,
-    int | None,
-    int | None,
-    int | None,
-    int | None,
-    str | None,
-]
-TimingDigestOutput = tuple[int | None, list[TimingEntry]]
 
 _TRAPS = ("I1", "I2", "FL", "ST")
 _SECTOR_KEYS = ("0", "1", "2")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 import pytest
@@ -21,12 +21,14 @@ from f1daemon import _native
 from f1daemon.feed.timing import parse_time_ms
 from tests.conftest import record_check
 from tests.native_reference import (
-    TimingDigestOutput,
     TimingDigestReference,
     digest_timing_stream_reference,
     split_json_stream_reference,
     time_ms_reference,
 )
+
+if TYPE_CHECKING:
+    from f1daemon._native import TimingDigestOutput
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BAKU = "2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race"
@@ -35,7 +37,7 @@ BAKU = "2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race"
 BAKU_LINES = 23_496
 BAKU_RELEVANT = 3_835
 
-Digest = TimingDigestOutput | None
+Digest: TypeAlias = "TimingDigestOutput | None"
 
 
 def ordered(value: Any) -> Any:

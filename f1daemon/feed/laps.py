@@ -30,8 +30,7 @@ from f1daemon.feed.timebase import TimeBase
 from f1daemon.feed.track_status import TrackStatusTracker
 
 if TYPE_CHECKING:
-    from f1daemon._native import TimingEntry
-    from f1daemon.feed.messages import TimingDigestOutput
+    from f1daemon._native import TimingDigestOutput, TimingEntry
 
 LATE_VALUE_WINDOW_MS = 10_000
 SECTOR_SUM_TOLERANCE_MS = 100  # the feed rounds each sector to the millisecond

@@ -10,14 +10,12 @@ reads.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from f1daemon._native import TimingEntry
-
     # What the native digest makes of a TimingData message: the qualifying part, if
     # the message names one, and one typed entry per driver with lap-related values.
-    TimingDigestOutput: TypeAlias = tuple[int | None, list[TimingEntry]]
+    from f1daemon._native import TimingDigestOutput
 
 
 class FeedMessage(Protocol):
