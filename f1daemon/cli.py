@@ -134,6 +134,82 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sessions.set_defaults(handler=_sessions)
 
+    replay = commands.add_parser(
+        "replay",
+        parents=[store],
+        help="derive a session again from its facts (a new run)",
+        description=(
+            "Re-derive every derived event of a session from its MessageReceived facts "
+            "with the current pipeline, as a new derivation run that becomes current. "
+            "--until limits the facts to a tag or log position; --speed replays at X "
+            "times real time (by the facts' stream offsets)."
+        ),
+    )
+    replay.add_argument(
+        "--session", metavar="KEY", help="session key (may be left out when the log holds one)"
+    )
+    replay.add_argument(
+        "--until", metavar="TAG|POSITION", help="replay the facts up to a tag or log position"
+    )
+    replay.add_argument(
+        "--speed", metavar="X|max", default="max", help="times real time, or max (default)"
+    )
+    replay.set_defaults(handler=_replay)
+
+    verify = commands.add_parser(
+        "verify",
+        parents=[store],
+        help="check the log's integrity and that replay is deterministic",
+        description=(
+            "For every derivation run of every session (or --session): check that the "
+            "facts it read are unchanged (SHA-256), that its stored events are what it "
+            "recorded, and that deriving the same facts again gives byte-identical "
+            "events. Exits 1 on any mismatch."
+        ),
+    )
+    verify.add_argument("--session", metavar="KEY", help="only this session")
+    verify.set_defaults(handler=_verify)
+
+    tag = commands.add_parser(
+        "tag",
+        parents=[store],
+        help="name the log's current position (a version)",
+        description="Record a VersionTagged event: log position, pipeline version, time.",
+    )
+    tag.add_argument("name", help="the tag, e.g. v1.3.0 (semantic versions suggested)")
+    tag.add_argument("--message", default="", help="why this version is tagged")
+    tag.set_defaults(handler=_tag)
+
+    versions = commands.add_parser(
+        "versions",
+        parents=[store],
+        help="list the tags",
+        description="List the tags, oldest first.",
+    )
+    versions.set_defaults(handler=_versions)
+
+    rollback = commands.add_parser(
+        "rollback",
+        parents=[store],
+        help="make the derived data what it was at a tag",
+        description=(
+            "For every session, make the derivation run that was current at the tag "
+            "current again, recorded as a RolledBack event. Nothing is deleted."
+        ),
+    )
+    rollback.add_argument("tag", help="the tag to go back to")
+    rollback.set_defaults(handler=_rollback)
+
+    diff = commands.add_parser(
+        "diff",
+        parents=[store],
+        help="summarise what changed in the laps between two tags",
+        description="Per session: laps added, removed, changed and unchanged from TAG1 to TAG2.",
+    )
+    diff.add_argument("tag1")
+    diff.add_argument("tag2")
+    diff.set_defaults(handler=_diff)
+
     demo = commands.add_parser(
         "demo",
         help="run a simulated race through the daemon and summarise it",
@@ -210,6 +286,87 @@ def _sessions(args: argparse.Namespace) -> int:
                 else "not derived"
             )
             print(f"{session}\t{derived}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from f1daemon.store.derivation import resolve_session
+    from f1daemon.store.versions import replay
+
+    speed = None if args.speed == "max" else _speed(args.speed)
+    with _open_log(args.store) as log:
+        session = resolve_session(log, args.session)
+        run = replay(log, session, args.until, speed)
+    limit = f" up to position {run.until_position}" if run.until_position is not None else ""
+    print(
+        f"{session}: run {run.run} derived {run.derived} events from {run.facts} messages{limit} "
+        f"(pipeline {run.pipeline_version}); events sha256 {run.events_sha256[:16]}"
+    )
+    return 0
+
+
+def _speed(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"--speed must be a number or 'max', not {text!r}") from None
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from f1daemon.store.derivation import resolve_session, verify_run
+
+    failures = checked = 0
+    with _open_log(args.store) as log:
+        sessions = [resolve_session(log, args.session)] if args.session else log.sessions()
+        for session in sessions:
+            for _, completed in log.derivation_runs(session):
+                result = verify_run(log, session, completed)
+                checked += 1
+                status = "ok" if not result.problems else "; ".join(result.problems)
+                failures += bool(result.problems)
+                print(f"{session} run {completed.run}: {status}")
+    print(f"{checked} runs checked, {failures} with problems")
+    return 1 if failures else 0
+
+
+def _tag(args: argparse.Namespace) -> int:
+    from f1daemon.feed.pipeline import PIPELINE_VERSION
+
+    with _open_log(args.store) as log:
+        tagged = log.tag(args.name, pipeline_version=PIPELINE_VERSION, message=args.message)
+    print(f"{tagged.name}: log position {tagged.position}, pipeline {tagged.pipeline_version}")
+    return 0
+
+
+def _versions(args: argparse.Namespace) -> int:
+    with _open_log(args.store) as log:
+        for version in log.versions():
+            print(
+                f"{version.name}\tposition {version.position}\tpipeline {version.pipeline_version}"
+                f"\t{version.tagged_at:%Y-%m-%d %H:%M:%S}Z\t{version.message}".rstrip()
+            )
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from f1daemon.store.versions import rollback
+
+    with _open_log(args.store) as log:
+        for rolled in rollback(log, args.tag):
+            run = f"run {rolled.run}" if rolled.run is not None else "nothing (not derived then)"
+            print(f"{rolled.session}: current data is now {run}, as at {rolled.tag}")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from f1daemon.store.versions import diff
+
+    with _open_log(args.store) as log:
+        for change in diff(log, args.tag1, args.tag2):
+            print(
+                f"{change.session}: laps +{change.added} added, -{change.removed} removed, "
+                f"~{change.changed} changed, {change.unchanged} unchanged"
+            )
     return 0
 
 

@@ -271,6 +271,39 @@ class DerivationCompleted(Event):
     last_fact_position: int = Field(description="Highest log position among the facts read.")
     derived: int = Field(description="Number of derived events written in this run.")
     undecodable: int = Field(description="Facts whose payload could not be decoded.")
+    until_position: int | None = Field(
+        default=None, description="Log position the run was limited to (replay --until)."
+    )
+    facts_sha256: str = Field(
+        default="", description="SHA-256 over the facts read, in order (integrity)."
+    )
+    events_sha256: str = Field(
+        default="", description="SHA-256 over the derived events, in order (determinism)."
+    )
+
+
+class VersionTagged(Event):
+    """A name for a position of the log and the pipeline that derived the data there.
+
+    Tags are global: `session` is empty.
+    """
+
+    name: str = Field(description="The tag, e.g. `v1.3.0`.")
+    position: int = Field(description="Log position the tag names.")
+    pipeline_version: str = Field(description="Version of the decoders at the time.")
+    message: str = Field(default="", description="Why the version was tagged.")
+    tagged_at: datetime = Field(description="UTC wall-clock time of tagging.")
+
+
+class RolledBack(Event):
+    """A session's current derived data was set back to what it was at a tag.
+
+    Nothing is deleted: the derivation run current at the tag becomes current again.
+    """
+
+    tag: str = Field(description="The tag rolled back to.")
+    position: int = Field(description="The tag's log position.")
+    run: int | None = Field(description="The derivation run now current (null: none then).")
 
 
 Fact = MessageReceived | RecordQuarantined
@@ -315,5 +348,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MessageReceived,
     SessionRegistered,
     DerivationCompleted,
+    VersionTagged,
+    RolledBack,
     *DERIVED_TYPES,
 )

@@ -10,7 +10,7 @@ and simply derive nothing (yet).
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -185,7 +185,13 @@ class Derivation:
     undecodable: int
 
 
-def derive(session: str, facts: Iterable[tuple[int, Fact | FeedMessage]]) -> Derivation:
+# Called before each fact is derived: a replay at a chosen speed sleeps here.
+Pace = Callable[[FeedMessage], None]
+
+
+def derive(
+    session: str, facts: Iterable[tuple[int, Fact | FeedMessage]], pace: Pace | None = None
+) -> Derivation:
     """Run the pipeline over a session's facts (or messages), each with its log position."""
     # A derivation allocates many objects that all live to its end: the cyclic
     # garbage collector's passes over them would find nothing to free.
@@ -199,6 +205,8 @@ def derive(session: str, facts: Iterable[tuple[int, Fact | FeedMessage]]) -> Der
         pipeline = Pipeline(session, establish(fact for _, fact in ordered))
         events = pipeline.start()
         for _, fact in ordered:
+            if pace is not None:
+                pace(fact)
             events.extend(pipeline.on_fact(fact))
         events.extend(pipeline.finish())
     finally:

@@ -1,16 +1,53 @@
-"""Deriving a session's events from its facts in the log, as one recorded run."""
+"""Deriving a session's events from its facts in the log, as recorded runs; and checking them.
+
+A derivation run is the pipeline's output over a session's facts (up to a position,
+for a replay `--until`), appended with digests of what it read and what it wrote:
+`verify` derives again and compares, byte for byte.
+"""
 
 from __future__ import annotations
 
-from f1daemon.domain.events import DerivationCompleted, DerivedEvent
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from f1daemon.domain.events import DerivationCompleted, DerivedEvent, Fact
 from f1daemon.errors import UserError
-from f1daemon.feed.pipeline import PIPELINE_VERSION, derive
-from f1daemon.store.eventlog import EventLog
+from f1daemon.feed.pipeline import PIPELINE_VERSION, Pace, derive
+from f1daemon.store.eventlog import EventLog, events_digest
+from f1daemon.store.persistence import to_stored_event
 
 
-def derive_session(log: EventLog, session: str) -> DerivationCompleted:
-    """Run the current pipeline over a session's facts and append the result as a run."""
-    derivation = derive(session, log.facts(session))
+class _HashedFacts:
+    """The facts of a session as the derivation reads them, hashed on the way."""
+
+    def __init__(self, facts: Iterator[tuple[int, Fact]]) -> None:
+        self._facts = facts
+        self._digest = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[tuple[int, Fact]]:
+        for position, fact in self._facts:
+            self._digest.update(
+                f"{position}\0{fact.source}\0{fact.stream}\0{fact.sequence}\0".encode()
+            )
+            self._digest.update(fact.payload.encode())
+            self._digest.update(b"\0")
+            yield position, fact
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def derive_session(
+    log: EventLog, session: str, until: int | None = None, pace: Pace | None = None
+) -> DerivationCompleted:
+    """Run the current pipeline over a session's facts and append the result as a run.
+
+    `until` limits the facts to a log position; `pace` is called before each fact
+    (a replay at a chosen speed).
+    """
+    facts = _HashedFacts(log.facts(session, until))
+    derivation = derive(session, facts, pace)
     return log.record_derivation(
         session,
         derivation.events,
@@ -18,7 +55,49 @@ def derive_session(log: EventLog, session: str) -> DerivationCompleted:
         facts=derivation.facts,
         last_fact_position=derivation.last_fact_position,
         undecodable=derivation.undecodable,
+        facts_sha256=facts.hexdigest(),
+        until_position=until,
     )
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What `verify` found for one derivation run."""
+
+    session: str
+    run: int
+    problems: tuple[str, ...]
+
+
+def verify_run(log: EventLog, session: str, completed: DerivationCompleted) -> Verification:
+    """Derive a run's facts again and compare facts and events with what it recorded."""
+    # What the run read: the session's facts up to its limit, or up to the last it read
+    # (facts appended since then belong to later runs).
+    limit = completed.until_position
+    facts = _HashedFacts(
+        log.facts(session, completed.last_fact_position if limit is None else limit)
+    )
+    derivation = derive(session, facts)
+    problems = []
+    if facts.hexdigest() != completed.facts_sha256:
+        problems.append(
+            f"the facts read now differ from the {completed.facts} the run read "
+            "(the log's facts changed)"
+        )
+    if completed.pipeline_version != PIPELINE_VERSION:
+        problems.append(
+            f"derived by pipeline {completed.pipeline_version}, this is {PIPELINE_VERSION}: "
+            "replay to derive it with this version"
+        )
+    else:
+        stored = log.derived_events(session, completed.run)
+        again = [to_stored_event("x", i, e) for i, e in enumerate(derivation.events, start=1)]
+        recorded = [to_stored_event("x", i, e) for i, e in enumerate(stored, start=1)]
+        if events_digest(recorded) != completed.events_sha256:
+            problems.append("the stored derived events differ from what the run recorded")
+        if events_digest(again) != completed.events_sha256:
+            problems.append("deriving the same facts again gives different events")
+    return Verification(session=session, run=completed.run, problems=tuple(problems))
 
 
 def resolve_session(log: EventLog, requested: str | None) -> str:
@@ -39,8 +118,8 @@ def resolve_session(log: EventLog, requested: str | None) -> str:
 
 
 def current_events(log: EventLog, session: str) -> list[DerivedEvent]:
-    """The derived events of a session's latest derivation run."""
-    latest = log.latest_derivation(session)
-    if latest is None:
-        raise UserError(f"session {session!r} has not been derived yet; run ingest again")
-    return log.derived_events(session, latest.run)
+    """The derived events that are a session's current data (latest run, or rolled back to)."""
+    run = log.current_run(session)
+    if run is None:
+        raise UserError(f"session {session!r} has no current derived data; run replay")
+    return log.derived_events(session, run)

@@ -16,9 +16,11 @@ everything appended, on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import islice
 from types import TracebackType
 from typing import cast
@@ -41,7 +43,9 @@ from f1daemon.domain.events import (
     Fact,
     MessageReceived,
     RecordQuarantined,
+    RolledBack,
     SessionRegistered,
+    VersionTagged,
 )
 from f1daemon.errors import UserError
 from f1daemon.store.persistence import (
@@ -53,8 +57,20 @@ from f1daemon.store.persistence import (
 from f1daemon.store.url import StoreURL
 
 SESSIONS_STREAM = "sessions"
+VERSIONS_STREAM = "versions"
 APPEND_BATCH = 5_000  # facts per transaction
 READ_PAGE = 10_000  # notifications per query
+
+
+def events_digest(stored: Sequence[StoredEvent]) -> str:
+    """SHA-256 over stored events' topics and states, in order."""
+    digest = hashlib.sha256()
+    for event in stored:
+        digest.update(event.topic.encode())
+        digest.update(b"\0")
+        digest.update(event.state)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def fact_stream_id(session: str, source: str, stream: str) -> str:
@@ -150,11 +166,18 @@ class EventLog:
         facts: int,
         last_fact_position: int,
         undecodable: int,
+        facts_sha256: str,
+        until_position: int | None = None,
     ) -> DerivationCompleted:
-        """Append one derivation run: its events and its completion, in one transaction."""
+        """Append one derivation run: its events and its completion, in one transaction.
+
+        The completion carries a SHA-256 over the stored events, so `verify` can tell a
+        later derivation of the same facts from this one byte for byte.
+        """
         stream = f"derivations:{session}"
         run = self._stream_head(stream) + 1
         derived_stream = f"derived:{session}:{run}"
+        stored = [to_stored_event(derived_stream, i, e) for i, e in enumerate(events, start=1)]
         completed = DerivationCompleted(
             session=session,
             run=run,
@@ -163,11 +186,37 @@ class EventLog:
             last_fact_position=last_fact_position,
             derived=len(events),
             undecodable=undecodable,
+            until_position=until_position,
+            facts_sha256=facts_sha256,
+            events_sha256=events_digest(stored),
         )
-        stored = [to_stored_event(derived_stream, i, e) for i, e in enumerate(events, start=1)]
         stored.append(to_stored_event(stream, run, completed))
         self._insert(stored)
         return completed
+
+    def tag(self, name: str, *, pipeline_version: str, message: str = "") -> VersionTagged:
+        """Name the log's current position (a version); names are unique."""
+        if any(v.name == name for v in self.versions()):
+            raise UserError(f"the tag {name!r} exists already; tags are never moved")
+        tagged = VersionTagged(
+            session="",
+            name=name,
+            position=self.head_position(),
+            pipeline_version=pipeline_version,
+            message=message,
+            tagged_at=datetime.now(UTC),
+        )
+        self._insert(
+            [to_stored_event(VERSIONS_STREAM, self._stream_head(VERSIONS_STREAM) + 1, tagged)]
+        )
+        return tagged
+
+    def record_rollback(self, session: str, tag: VersionTagged, run: int | None) -> RolledBack:
+        """Make the run that was current at a tag current again (nothing is deleted)."""
+        stream = f"rollbacks:{session}"
+        rolled = RolledBack(session=session, tag=tag.name, position=tag.position, run=run)
+        self._insert([to_stored_event(stream, self._stream_head(stream) + 1, rolled)])
+        return rolled
 
     # -- reading ---------------------------------------------------------------------
 
@@ -176,11 +225,11 @@ class EventLog:
         records = self._recorder.select_events(SESSIONS_STREAM)
         return [to_domain_event_of(r, SessionRegistered).session for r in records]
 
-    def facts(self, session: str) -> Iterator[tuple[int, Fact]]:
-        """A session's facts with their log positions, in log order."""
+    def facts(self, session: str, until: int | None = None) -> Iterator[tuple[int, Fact]]:
+        """A session's facts with their log positions, in log order (up to `until`)."""
         prefix = f"facts:{session}:"
         topics = [topic_of(MessageReceived), topic_of(RecordQuarantined)]
-        for notification in self._notifications(topics):
+        for notification in self._notifications(topics, until):
             if str(notification.originator_id).startswith(prefix):
                 fact = to_domain_event_of(notification, Event)
                 if not isinstance(fact, MessageReceived | RecordQuarantined):
@@ -205,6 +254,37 @@ class EventLog:
             events.append(cast("DerivedEvent", event))
         return events
 
+    def derivation_runs(self, session: str) -> list[tuple[int, DerivationCompleted]]:
+        """A session's derivation runs with their log positions, oldest first."""
+        stream = f"derivations:{session}"
+        return [
+            (n.id, to_domain_event_of(n, DerivationCompleted))
+            for n in self._notifications([topic_of(DerivationCompleted)])
+            if n.originator_id == stream
+        ]
+
+    def current_run(self, session: str, at: int | None = None) -> int | None:
+        """The run whose events are a session's current derived data (at a position).
+
+        The latest of: a derivation run, or a rollback to an earlier run.
+        """
+        latest: tuple[int, int | None] | None = None
+        for position, completed in self.derivation_runs(session):
+            if at is None or position <= at:
+                latest = (position, completed.run)
+        stream = f"rollbacks:{session}"
+        for notification in self._notifications([topic_of(RolledBack)], at):
+            if notification.originator_id == stream and (
+                latest is None or notification.id > latest[0]
+            ):
+                latest = (notification.id, to_domain_event_of(notification, RolledBack).run)
+        return None if latest is None else latest[1]
+
+    def versions(self) -> list[VersionTagged]:
+        """The tags, oldest first."""
+        records = self._recorder.select_events(VERSIONS_STREAM)
+        return [to_domain_event_of(r, VersionTagged) for r in records]
+
     def head_position(self) -> int:
         """The position of the last event in the log (0 when empty)."""
         return self._recorder.max_notification_id() or 0
@@ -219,10 +299,12 @@ class EventLog:
         last = self._recorder.select_events(originator, desc=True, limit=1)
         return last[0].originator_version if last else 0
 
-    def _notifications(self, topics: Sequence[str]) -> Iterator[Notification]:
+    def _notifications(
+        self, topics: Sequence[str], until: int | None = None
+    ) -> Iterator[Notification]:
         start = 1
         while True:
-            page = self._recorder.select_notifications(start, READ_PAGE, topics=topics)
+            page = self._recorder.select_notifications(start, READ_PAGE, stop=until, topics=topics)
             yield from page
             if len(page) < READ_PAGE:
                 return
