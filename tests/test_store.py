@@ -98,6 +98,7 @@ def test_derivation_runs_are_recorded_and_the_latest_is_read(store_url: str) -> 
             facts=3,
             last_fact_position=3,
             undecodable=0,
+            facts_sha256="a" * 64,
         )
         second = log.record_derivation(
             "2024/Test_Race",
@@ -106,8 +107,11 @@ def test_derivation_runs_are_recorded_and_the_latest_is_read(store_url: str) -> 
             facts=4,
             last_fact_position=4,
             undecodable=1,
+            facts_sha256="b" * 64,
         )
         assert (first.run, second.run) == (1, 2)
+        assert first.events_sha256 != second.events_sha256
+        assert log.current_run("2024/Test_Race") == 2
         assert log.latest_derivation("2024/Test_Race") == second
         assert log.derived_events("2024/Test_Race", 1) == [stint, lap(1)]
         assert log.derived_events("2024/Test_Race", 2) == [lap(1), lap(2)]
