@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ import psycopg
 from eventsourcing.persistence import (
     ApplicationRecorder,
     InfrastructureFactory,
+    IntegrityError,
+    InternalError,
     Notification,
     PersistenceError,
     StoredEvent,
@@ -60,6 +63,7 @@ SESSIONS_STREAM = "sessions"
 VERSIONS_STREAM = "versions"
 APPEND_BATCH = 5_000  # facts per transaction
 READ_PAGE = 10_000  # notifications per query
+CREATE_ATTEMPTS = 5
 
 
 def events_digest(stored: Sequence[StoredEvent]) -> str:
@@ -97,9 +101,21 @@ class EventLog:
             self._factory = InfrastructureFactory.construct(
                 Environment(name="f1daemon", env=store.environment)
             )
-            self._recorder: ApplicationRecorder = self._factory.application_recorder()
+            self._recorder: ApplicationRecorder = self._create_tables()
         except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as error:
             raise UserError(f"cannot open the store {store.redacted}: {error}") from error
+
+    def _create_tables(self) -> ApplicationRecorder:
+        # Processes opening a new PostgreSQL store at once race in CREATE TABLE IF NOT
+        # EXISTS ("tuple concurrently updated", or a duplicate type): the loser retries.
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return self._factory.application_recorder()
+            except (InternalError, IntegrityError):
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def __enter__(self) -> EventLog:
         return self
