@@ -138,22 +138,22 @@ class EventLog:
         """Append the facts not yet logged, in batches of one transaction each.
 
         A fact (a message, or input quarantined because it could not be framed) is
-        identified by its (session, source, stream, sequence); facts must come in
-        increasing sequence per stream, as a source produces them.
+        identified by its (session, source, stream, sequence): whatever was logged
+        before — in any order, by an earlier run or earlier in this one — is skipped,
+        so a source that re-sends after a restart adds nothing twice.
         """
-        heads: dict[str, int] = {}
         appended = already = 0
         iterator = iter(facts)
         while batch := list(islice(iterator, APPEND_BATCH)):
+            logged = self._logged_sequences(batch)
             stored: list[StoredEvent] = []
             for fact in batch:
                 originator = fact_stream_id(fact.session, fact.source, fact.stream)
-                if originator not in heads:
-                    heads[originator] = self._stream_head(originator)
-                if fact.sequence <= heads[originator]:
+                sequences = logged.setdefault(originator, set())
+                if fact.sequence in sequences:
                     already += 1
                     continue
-                heads[originator] = fact.sequence
+                sequences.add(fact.sequence)
                 stored.append(to_stored_event(originator, fact.sequence, fact))
             self._insert(stored)
             appended += len(stored)
@@ -310,6 +310,21 @@ class EventLog:
     def _insert(self, stored: list[StoredEvent]) -> None:
         if stored:
             self._recorder.insert_events(stored)
+
+    def _logged_sequences(self, batch: Sequence[Fact]) -> dict[str, set[int]]:
+        """The sequences already logged in the range each stream of a batch covers."""
+        ranges: dict[str, tuple[int, int]] = {}
+        for fact in batch:
+            originator = fact_stream_id(fact.session, fact.source, fact.stream)
+            low, high = ranges.get(originator, (fact.sequence, fact.sequence))
+            ranges[originator] = (min(low, fact.sequence), max(high, fact.sequence))
+        return {
+            originator: {
+                record.originator_version
+                for record in self._recorder.select_events(originator, gt=low - 1, lte=high)
+            }
+            for originator, (low, high) in ranges.items()
+        }
 
     def _stream_head(self, originator: str) -> int:
         last = self._recorder.select_events(originator, desc=True, limit=1)
