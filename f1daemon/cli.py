@@ -322,7 +322,9 @@ def _verify(args: argparse.Namespace) -> int:
             for _, completed in log.derivation_runs(session):
                 result = verify_run(log, session, completed)
                 checked += 1
-                status = "ok" if not result.problems else "; ".join(result.problems)
+                status = "; ".join(result.problems) if result.problems else "ok"
+                if result.notes:
+                    status += f" ({'; '.join(result.notes)})"
                 failures += bool(result.problems)
                 print(f"{session} run {completed.run}: {status}")
     print(f"{checked} runs checked, {failures} with problems")

@@ -7,7 +7,7 @@ that a later schema can upcast what an earlier one wrote.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,7 +87,16 @@ class LapCompleted(Timed):
     """A driver crossed the timing line: one lap as the timing feed tells it.
 
     `session_time_ms` / `utc` are when the lap count moved on (the car at the line).
+    Version 2 added `utc` (and, with defaults, speeds, tyre age, track statuses,
+    position, gap, qualifying part and `deleted`).
     """
+
+    class_version: ClassVar[int] = 2
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        """Pipeline 1.0.0 had no time base: its laps have no UTC."""
+        return {**data, "utc": None}
 
     driver: int = Field(description="Racing number.")
     lap: int = Field(ge=1, description="The driver's lap number as NumberOfLaps counts it.")
@@ -142,7 +151,17 @@ class LapDeleted(Timed):
 
 
 class StintStarted(Timed):
-    """A driver started a stint on a set of tyres (from TimingAppData)."""
+    """A driver started a stint on a set of tyres (from TimingAppData).
+
+    Version 2 added `utc` (and `tyres_changed`, with a default).
+    """
+
+    class_version: ClassVar[int] = 2
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        """Pipeline 1.0.0 had no time base: its stints have no UTC."""
+        return {**data, "utc": None}
 
     driver: int = Field(description="Racing number.")
     stint: int = Field(ge=1, description="Stint number, 1 for the first set.")

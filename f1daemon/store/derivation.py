@@ -62,15 +62,20 @@ def derive_session(
 
 @dataclass(frozen=True)
 class Verification:
-    """What `verify` found for one derivation run."""
+    """What `verify` found for one derivation run: problems fail it, notes do not."""
 
     session: str
     run: int
     problems: tuple[str, ...]
+    notes: tuple[str, ...]
 
 
 def verify_run(log: EventLog, session: str, completed: DerivationCompleted) -> Verification:
     """Derive a run's facts again and compare facts and events with what it recorded."""
+    stored = log.derived_events(session, completed.run)  # every stored event must still load
+    if not completed.facts_sha256:
+        note = "recorded before digests: its events load, nothing else to compare"
+        return Verification(session, completed.run, (), (note,))
     # What the run read: the session's facts up to its limit, or up to the last it read
     # (facts appended since then belong to later runs).
     limit = completed.until_position
@@ -78,26 +83,26 @@ def verify_run(log: EventLog, session: str, completed: DerivationCompleted) -> V
         log.facts(session, completed.last_fact_position if limit is None else limit)
     )
     derivation = derive(session, facts)
-    problems = []
+    problems: list[str] = []
+    notes: list[str] = []
     if facts.hexdigest() != completed.facts_sha256:
         problems.append(
             f"the facts read now differ from the {completed.facts} the run read "
             "(the log's facts changed)"
         )
+    recorded = [to_stored_event("x", i, e) for i, e in enumerate(stored, start=1)]
+    if events_digest(recorded) != completed.events_sha256:
+        problems.append("the stored derived events differ from what the run recorded")
     if completed.pipeline_version != PIPELINE_VERSION:
-        problems.append(
+        notes.append(
             f"derived by pipeline {completed.pipeline_version}, this is {PIPELINE_VERSION}: "
-            "replay to derive it with this version"
+            "not derived again (replay derives it with this version)"
         )
     else:
-        stored = log.derived_events(session, completed.run)
         again = [to_stored_event("x", i, e) for i, e in enumerate(derivation.events, start=1)]
-        recorded = [to_stored_event("x", i, e) for i, e in enumerate(stored, start=1)]
-        if events_digest(recorded) != completed.events_sha256:
-            problems.append("the stored derived events differ from what the run recorded")
         if events_digest(again) != completed.events_sha256:
             problems.append("deriving the same facts again gives different events")
-    return Verification(session=session, run=completed.run, problems=tuple(problems))
+    return Verification(session, completed.run, tuple(problems), tuple(notes))
 
 
 def resolve_session(log: EventLog, requested: str | None) -> str:

@@ -2,7 +2,8 @@
 
 A stored event's `topic` names the event class (`module:Class`); its `state` is the
 JSON envelope `{"class_version": N, "data": {...}}`, so that a later schema can tell
-which version wrote it.
+which version wrote it and upcast it. A field added with a default needs no new
+version; a field added without one, or changed, does (with an upcaster).
 """
 
 from __future__ import annotations
@@ -48,12 +49,22 @@ def to_stored_event(originator_id: str, version: int, event: Event) -> StoredEve
 
 
 def to_domain_event(stored: StoredEvent) -> Event:
-    """Deserialise a stored event into its pydantic model."""
+    """Deserialise a stored event into its pydantic model, upcasting older versions.
+
+    An event stored by an earlier schema (a lower `class_version`) goes through the
+    class's `upcast_vN_vM` functions, one version at a time, before validation.
+    """
     event_type = _TYPES_BY_TOPIC.get(stored.topic)
     if event_type is None:
         raise UnknownEventTopicError(f"unknown event topic {stored.topic!r}")
     envelope = orjson.loads(stored.state)
-    return event_type.model_validate(envelope["data"])
+    data = envelope["data"]
+    version = envelope.get("class_version", 1)
+    while version < event_type.class_version:
+        upcast = getattr(event_type, f"upcast_v{version}_v{version + 1}")
+        data = upcast(data)
+        version += 1
+    return event_type.model_validate(data)
 
 
 def to_domain_event_of(stored: StoredEvent, event_type: type[E]) -> E:
