@@ -134,6 +134,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sessions.set_defaults(handler=_sessions)
 
+    _add_version_commands(commands, store)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a simulated race through the daemon and summarise it",
+        description=(
+            "Simulate a short race (seeded) in the live feed's formats, ingest it into "
+            "the embedded store under --data-dir through the same path as real "
+            "recordings, export its laps and print a summary."
+        ),
+    )
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("f1daemon-data"),
+        help="where the log and exports go (default: ./f1daemon-data)",
+    )
+    demo.add_argument("--seed", type=int, default=2026, help="simulator seed (default: 2026)")
+    demo.add_argument("--track", default="monza", help="simulated track (default: monza)")
+    demo.add_argument("--cars", type=int, default=20, help="number of cars (default: 20)")
+    demo.add_argument("--laps", type=int, default=15, help="race distance in laps (default: 15)")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _add_version_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], store: argparse.ArgumentParser
+) -> None:
+    """The commands of versions: replay, verify, tag, versions, rollback, diff, lake."""
     replay = commands.add_parser(
         "replay",
         parents=[store],
@@ -210,27 +239,38 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("tag2")
     diff.set_defaults(handler=_diff)
 
-    demo = commands.add_parser(
-        "demo",
-        help="run a simulated race through the daemon and summarise it",
+    lake = commands.add_parser(
+        "lake",
+        parents=[store],
+        help="write a version of every session's data to the Parquet lake",
         description=(
-            "Simulate a short race (seeded) in the live feed's formats, ingest it into "
-            "the embedded store under --data-dir through the same path as real "
-            "recordings, export its laps and print a summary."
+            "Write {DIR}/{raw|processed}/{source}/{date}/{version}.parquet (zstd), with CSV "
+            "and JSON beside it and a JSON manifest (rows, schema, SHA-256, log positions, "
+            "pipeline version, created-at): the facts per source, and every export kind. "
+            "--keep / --older-than prune old versions of the lake's files (never the log)."
         ),
     )
-    demo.add_argument(
-        "--data-dir",
+    lake.add_argument(
+        "--dir",
         type=Path,
-        default=Path("f1daemon-data"),
-        help="where the log and exports go (default: ./f1daemon-data)",
+        default=Path("f1daemon-data/lake"),
+        help="the lake's root (default: ./f1daemon-data/lake)",
     )
-    demo.add_argument("--seed", type=int, default=2026, help="simulator seed (default: 2026)")
-    demo.add_argument("--track", default="monza", help="simulated track (default: monza)")
-    demo.add_argument("--cars", type=int, default=20, help="number of cars (default: 20)")
-    demo.add_argument("--laps", type=int, default=15, help="race distance in laps (default: 15)")
-    demo.set_defaults(handler=_demo)
-    return parser
+    lake.add_argument(
+        "--version",
+        metavar="TAG",
+        help="write the data as at this tag (default: the head, named p{POSITION})",
+    )
+    lake.add_argument(
+        "--keep", type=int, metavar="N", help="then keep only the N newest versions of each table"
+    )
+    lake.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help="then delete versions written more than DAYS ago",
+    )
+    lake.set_defaults(handler=_lake)
 
 
 def _open_log(url: str | None) -> EventLog:
@@ -369,6 +409,27 @@ def _diff(args: argparse.Namespace) -> int:
                 f"{change.session}: laps +{change.added} added, -{change.removed} removed, "
                 f"~{change.changed} changed, {change.unchanged} unchanged"
             )
+    return 0
+
+
+def _lake(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from f1daemon.store.lake import prune, write_lake
+    from f1daemon.store.versions import find_tag
+
+    with _open_log(args.store) as log:
+        if args.version is not None:
+            tag = find_tag(log, args.version)
+            written = write_lake(log, args.dir, tag.name, at=tag.position)
+        else:
+            written = write_lake(log, args.dir, f"p{log.head_position()}")
+    for item in written:
+        print(f"{item.manifest.parent}/{item.version}.parquet: {item.rows} rows")
+    older = None if args.older_than is None else timedelta(days=args.older_than)
+    if args.keep is not None or older is not None:
+        for manifest in prune(args.dir, keep=args.keep, older_than=older):
+            print(f"pruned {manifest.parent}/{manifest.name.removesuffix('.manifest.json')}")
     return 0
 
 
