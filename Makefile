@@ -48,7 +48,7 @@ test: lint typecheck rust-lint rust-test pytest
 
 bench: native
 	PIP_QUIET=1 $(BIN)/maturin develop --release --quiet --extras test,bench
-	$(BIN)/python -m benches
+	scripts/with-postgres $(BIN)/python -m benches
 
 clean:
 	rm -rf $(VENV) target .pg
