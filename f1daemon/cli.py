@@ -183,6 +183,9 @@ def _add_version_commands(
     replay.add_argument(
         "--speed", metavar="X|max", default="max", help="times real time, or max (default)"
     )
+    replay.add_argument(
+        "--into", metavar="URL", help="replay into another store (facts copied there, then derived)"
+    )
     replay.set_defaults(handler=_replay)
 
     verify = commands.add_parser(
@@ -331,12 +334,16 @@ def _sessions(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from f1daemon.store.derivation import resolve_session
-    from f1daemon.store.versions import replay
+    from f1daemon.store.versions import replay, replay_into
 
     speed = None if args.speed == "max" else _speed(args.speed)
     with _open_log(args.store) as log:
         session = resolve_session(log, args.session)
-        run = replay(log, session, args.until, speed)
+        if args.into is not None:
+            with _open_log(args.into) as target:
+                run = replay_into(log, target, session, args.until)
+        else:
+            run = replay(log, session, args.until, speed)
     limit = f" up to position {run.until_position}" if run.until_position is not None else ""
     print(
         f"{session}: run {run.run} derived {run.derived} events from {run.facts} messages{limit} "

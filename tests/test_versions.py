@@ -178,3 +178,15 @@ def test_a_tag_is_never_moved(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["tag", "v1", "--store", store]) == 0
     assert main(["tag", "v1", "--store", store]) == 2
     assert "exists already" in capsys.readouterr().err
+
+
+def test_replay_into_another_store_gives_the_same_data(
+    tmp_path: Path, postgres_url: str, testdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = f"sqlite:///{tmp_path / 'events.db'}"
+    assert run(["ingest", str(testdata / "livetiming" / BAKU), "--store", source], capsys)[0] == 0
+    assert run(["replay", "--into", postgres_url, "--store", source], capsys)[0] == 0
+    assert run(["replay", "--into", postgres_url, "--store", source], capsys)[0] == 0
+    assert laps(postgres_url, capsys) == laps(source, capsys)
+    with EventLog(parse_store_url(postgres_url)) as target:
+        assert len(list(target.facts(SESSION))) == 24_237  # copied once, however often

@@ -56,6 +56,16 @@ def replay(
     return derive_session(log, session, resolve_position(log, until), pace)
 
 
+def replay_into(
+    log: EventLog, target: EventLog, session: str, until: str | None = None
+) -> DerivationCompleted:
+    """Replay a session into another store: its facts (up to a tag or position) copied
+    there, idempotently, then derived there. The source log is only read."""
+    target.register_session(session, f"replay from {log.store.redacted}")
+    target.append_facts(fact for _, fact in log.facts(session, resolve_position(log, until)))
+    return derive_session(target, session)
+
+
 def _paced(speed: float) -> Pace:
     if speed <= 0:
         raise UserError(f"--speed must be positive or 'max', not {speed}")
