@@ -242,6 +242,26 @@ def _add_version_commands(
     diff.add_argument("tag2")
     diff.set_defaults(handler=_diff)
 
+    project = commands.add_parser(
+        "project",
+        parents=[store],
+        help="load the current derived data into PostgreSQL tables",
+        description=(
+            "Keep PostgreSQL tables (timing_data, weather_data, telemetry, stints, "
+            "pit_stops, track_status, neutralisations, race_control, positions, "
+            "car_positions) equal to each session's current derived data, loaded with "
+            "COPY, one transaction per session; resumes after a restart, retries a lost "
+            "connection. --follow keeps following the log."
+        ),
+    )
+    project.add_argument(
+        "--into", metavar="URL", required=True, help="postgresql://… database for the tables"
+    )
+    project.add_argument(
+        "--follow", type=float, metavar="SECONDS", help="poll the log every SECONDS"
+    )
+    project.set_defaults(handler=_project)
+
     lake = commands.add_parser(
         "lake",
         parents=[store],
@@ -417,6 +437,27 @@ def _diff(args: argparse.Namespace) -> int:
                 f"~{change.changed} changed, {change.unchanged} unchanged"
             )
     return 0
+
+
+def _project(args: argparse.Namespace) -> int:
+    import time
+
+    from f1daemon.store.projections import PostgresProjection
+
+    projection = PostgresProjection(args.into)
+    try:
+        while True:
+            with _open_log(args.store) as log:
+                for loaded in projection.catch_up(log):
+                    rows = ", ".join(
+                        f"{table} {count}" for table, count in loaded.rows.items() if count
+                    )
+                    print(f"{loaded.session}: run {loaded.run} loaded ({rows})", flush=True)
+            if args.follow is None:
+                return 0
+            time.sleep(args.follow)
+    finally:
+        projection.close()
 
 
 def _lake(args: argparse.Namespace) -> int:

@@ -1,0 +1,172 @@
+"""Projections of the log into PostgreSQL tables, for tools that read SQL.
+
+Each table holds one export kind of every session (`timing_data` the laps,
+`weather_data` the weather, `telemetry` the car samples, …) as the session's current
+derivation run has it. A session is (re)loaded in one transaction — its old rows
+deleted, the current run's rows loaded with COPY, and the tracking row that says
+which run is loaded — so a restart resumes where the last commit left off, and a
+connection lost mid-load is retried from the start of the session: nothing lost,
+nothing doubled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+
+from f1daemon.errors import UserError
+from f1daemon.store.eventlog import EventLog
+from f1daemon.store.exports import EXPORTS, export_table
+
+# PostgreSQL table of each export kind.
+TABLES = {
+    "laps": "timing_data",
+    "stints": "stints",
+    "pits": "pit_stops",
+    "track-status": "track_status",
+    "neutralisations": "neutralisations",
+    "race-control": "race_control",
+    "weather": "weather_data",
+    "positions": "positions",
+    "telemetry": "telemetry",
+    "car-positions": "car_positions",
+}
+TRACKING_TABLE = "f1daemon_projection"
+RETRIES = 5
+
+T = TypeVar("T")
+
+
+def _pg_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_integer(arrow_type):
+        return "bigint"
+    if pa.types.is_floating(arrow_type):
+        return "double precision"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamptz"
+    return "text"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A session loaded into the tables: its run and how many rows each table got."""
+
+    session: str
+    run: int
+    rows: dict[str, int]
+
+
+class PostgresProjection:
+    """Keeps the PostgreSQL tables equal to each session's current derived data."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def catch_up(self, log: EventLog) -> list[Loaded]:
+        """Load every session whose current run is not the one loaded; return what was."""
+        self._retrying(self._create_tables)
+        loaded = []
+        for session in log.sessions():
+            run = log.current_run(session)
+            if run is None or self._loaded_run(session) == run:
+                continue
+            events = log.derived_events(session, run)
+            tables = {kind: export_table(kind, events) for kind in EXPORTS}
+            rows = self._retrying(partial(self._load, session, run, tables))
+            loaded.append(Loaded(session, run, rows))
+        return loaded
+
+    def _retrying(self, work: Callable[[], T]) -> T:
+        for attempt in range(RETRIES):
+            try:
+                return work()
+            except psycopg.OperationalError as error:
+                # The connection went away (server restart, network): reconnect and redo
+                # the whole transaction, which committed nothing.
+                self.close()
+                if attempt == RETRIES - 1:
+                    raise UserError(f"PostgreSQL projection failed: {error}") from error
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _db(self) -> psycopg.Connection[Any]:
+        if self._connection is None or self._connection.closed:
+            # autocommit: each `transaction()` block is a real transaction, not a savepoint.
+            self._connection = psycopg.connect(self.url, connect_timeout=10, autocommit=True)
+        return self._connection
+
+    def _create_tables(self) -> None:
+        with self._db().transaction():
+            db = self._db()
+            db.execute("SELECT pg_advisory_xact_lock(7400461)")  # one creator at a time
+            db.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (session text PRIMARY KEY, "
+                    "run integer NOT NULL, loaded_at timestamptz NOT NULL)"
+                ).format(sql.Identifier(TRACKING_TABLE))
+            )
+            for kind, table in TABLES.items():
+                columns = [
+                    sql.SQL("{} {}{}").format(
+                        sql.Identifier(c.name),
+                        sql.SQL(_pg_type(c.type)),
+                        sql.SQL("" if c.nullable else " NOT NULL"),
+                    )
+                    for c in EXPORTS[kind].columns()
+                ]
+                db.execute(
+                    sql.SQL("CREATE TABLE IF NOT EXISTS {} (session text NOT NULL, {})").format(
+                        sql.Identifier(table), sql.SQL(", ").join(columns)
+                    )
+                )
+
+    def _loaded_run(self, session: str) -> int | None:
+        query = sql.SQL("SELECT run FROM {} WHERE session = %s").format(
+            sql.Identifier(TRACKING_TABLE)
+        )
+        row = self._retrying(lambda: self._db().execute(query, (session,)).fetchone())
+        return None if row is None else int(row[0])
+
+    def _load(self, session: str, run: int, tables: dict[str, pa.Table]) -> dict[str, int]:
+        db = self._db()
+        with db.transaction():
+            for kind, table in tables.items():
+                name = TABLES[kind]
+                db.execute(
+                    sql.SQL("DELETE FROM {} WHERE session = %s").format(sql.Identifier(name)),
+                    (session,),
+                )
+                self._copy(db, name, session, table)
+            db.execute(
+                sql.SQL(
+                    "INSERT INTO {} (session, run, loaded_at) VALUES (%s, %s, now()) "
+                    "ON CONFLICT (session) DO UPDATE SET run = EXCLUDED.run, loaded_at = now()"
+                ).format(sql.Identifier(TRACKING_TABLE)),
+                (session, run),
+            )
+        return {TABLES[kind]: table.num_rows for kind, table in tables.items()}
+
+    def _copy(self, db: psycopg.Connection[Any], name: str, session: str, table: pa.Table) -> None:
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(name),
+            sql.SQL(", ").join(sql.Identifier(c) for c in ["session", *table.column_names]),
+        )
+        with db.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in table.to_pylist():
+                copy.write_row([session, *row.values()])
