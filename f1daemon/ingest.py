@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from f1daemon.domain.events import DerivationCompleted, MessageReceived
+from f1daemon.domain.events import DerivationCompleted
 from f1daemon.feed.pipeline import PIPELINE_VERSION
 from f1daemon.sources.archive import SUFFIX, TopicFile, read_facts, session_key_for, topic_files
 from f1daemon.sources.recording import Recording, RecordingReport, read_recording
@@ -96,16 +96,10 @@ def ingest_session(
         result = log.append_facts(read_facts(session, files))
         appended, already = result.appended, result.already_logged
     for recording in recordings:
-        facts = list(recording.facts(session))
-        result = log.append_facts(facts)
+        result = log.append_facts(recording.facts(session))
         already += result.already_logged
-        # A recording's facts are numbered 1..n in one stream, and the log skips those
-        # at or below the stream's head: what was already logged is a prefix.
-        for fact in facts[result.already_logged :]:
-            if isinstance(fact, MessageReceived):
-                appended += 1
-            else:
-                quarantined += 1
+        appended += result.appended - result.quarantined
+        quarantined += result.quarantined
     latest = log.latest_derivation(session)
     derivation = None
     if appended or quarantined or latest is None or latest.pipeline_version != PIPELINE_VERSION:

@@ -8,10 +8,10 @@ for a replay `--until`), appended with digests of what it read and what it wrote
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from f1daemon.domain.events import DerivationCompleted, DerivedEvent, Fact
+from f1daemon.domain.events import DerivationCompleted, DerivedEvent, Event, Fact
 from f1daemon.errors import UserError
 from f1daemon.feed.pipeline import PIPELINE_VERSION, Pace, derive
 from f1daemon.store.eventlog import EventLog, events_digest
@@ -82,7 +82,9 @@ def verify_run(log: EventLog, session: str, completed: DerivationCompleted) -> V
     facts = _HashedFacts(
         log.facts(session, completed.last_fact_position if limit is None else limit)
     )
-    derivation = derive(session, facts)
+    comparable = completed.pipeline_version == PIPELINE_VERSION
+    # Another pipeline's run cannot be derived again here: only read its facts.
+    again = derive(session, facts).events if comparable else [f for _, f in facts]
     problems: list[str] = []
     notes: list[str] = []
     if facts.hexdigest() != completed.facts_sha256:
@@ -90,19 +92,21 @@ def verify_run(log: EventLog, session: str, completed: DerivationCompleted) -> V
             f"the facts read now differ from the {completed.facts} the run read "
             "(the log's facts changed)"
         )
-    recorded = [to_stored_event("x", i, e) for i, e in enumerate(stored, start=1)]
-    if events_digest(recorded) != completed.events_sha256:
+    if _digest(stored) != completed.events_sha256:
         problems.append("the stored derived events differ from what the run recorded")
-    if completed.pipeline_version != PIPELINE_VERSION:
+    if not comparable:
         notes.append(
             f"derived by pipeline {completed.pipeline_version}, this is {PIPELINE_VERSION}: "
             "not derived again (replay derives it with this version)"
         )
-    else:
-        again = [to_stored_event("x", i, e) for i, e in enumerate(derivation.events, start=1)]
-        if events_digest(again) != completed.events_sha256:
-            problems.append("deriving the same facts again gives different events")
+    elif _digest(again) != completed.events_sha256:
+        problems.append("deriving the same facts again gives different events")
     return Verification(session, completed.run, tuple(problems), tuple(notes))
+
+
+def _digest(events: Sequence[Event]) -> str:
+    """The digest `record_derivation` records, of events not (or no longer) stored."""
+    return events_digest([to_stored_event("", i, e) for i, e in enumerate(events, start=1)])
 
 
 def resolve_session(log: EventLog, requested: str | None) -> str:

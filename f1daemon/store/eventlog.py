@@ -88,6 +88,7 @@ class AppendResult:
 
     appended: int
     already_logged: int
+    quarantined: int = 0  # of the appended: inputs quarantined by their source
 
 
 class EventLog:
@@ -142,7 +143,7 @@ class EventLog:
         before — in any order, by an earlier run or earlier in this one — is skipped,
         so a source that re-sends after a restart adds nothing twice.
         """
-        appended = already = 0
+        appended = already = quarantined = 0
         iterator = iter(facts)
         while batch := list(islice(iterator, APPEND_BATCH)):
             logged = self._logged_sequences(batch)
@@ -155,9 +156,10 @@ class EventLog:
                     continue
                 sequences.add(fact.sequence)
                 stored.append(to_stored_event(originator, fact.sequence, fact))
+                quarantined += isinstance(fact, RecordQuarantined)
             self._insert(stored)
             appended += len(stored)
-        return AppendResult(appended=appended, already_logged=already)
+        return AppendResult(appended=appended, already_logged=already, quarantined=quarantined)
 
     def register_session(self, session: str, origin: str) -> bool:
         """Record a session the first time it is seen; return whether it was new."""
@@ -270,12 +272,14 @@ class EventLog:
             events.append(cast("DerivedEvent", event))
         return events
 
-    def derivation_runs(self, session: str) -> list[tuple[int, DerivationCompleted]]:
-        """A session's derivation runs with their log positions, oldest first."""
+    def derivation_runs(
+        self, session: str, until: int | None = None
+    ) -> list[tuple[int, DerivationCompleted]]:
+        """A session's derivation runs with their log positions, oldest first (up to `until`)."""
         stream = f"derivations:{session}"
         return [
             (n.id, to_domain_event_of(n, DerivationCompleted))
-            for n in self._notifications([topic_of(DerivationCompleted)])
+            for n in self._notifications([topic_of(DerivationCompleted)], until)
             if n.originator_id == stream
         ]
 
@@ -284,10 +288,8 @@ class EventLog:
 
         The latest of: a derivation run, or a rollback to an earlier run.
         """
-        latest: tuple[int, int | None] | None = None
-        for position, completed in self.derivation_runs(session):
-            if at is None or position <= at:
-                latest = (position, completed.run)
+        runs = self.derivation_runs(session, at)
+        latest: tuple[int, int | None] | None = (runs[-1][0], runs[-1][1].run) if runs else None
         stream = f"rollbacks:{session}"
         for notification in self._notifications([topic_of(RolledBack)], at):
             if notification.originator_id == stream and (

@@ -69,16 +69,17 @@ def replay_into(
 def _paced(speed: float) -> Pace:
     if speed <= 0:
         raise UserError(f"--speed must be positive or 'max', not {speed}")
-    clock: dict[str, float] = {}
+    origin: tuple[float, float] | None = None  # (monotonic time, stream offset s) of the first
 
     def pace(fact: FeedMessage) -> None:
+        nonlocal origin
         if fact.offset_ms is None:
             return
-        now = time.monotonic()
-        if "start" not in clock:
-            clock["start"], clock["offset"] = now, fact.offset_ms / 1000
+        now, offset = time.monotonic(), fact.offset_ms / 1000
+        if origin is None:
+            origin = (now, offset)
             return
-        due = clock["start"] + (fact.offset_ms / 1000 - clock["offset"]) / speed
+        due = origin[0] + (offset - origin[1]) / speed
         if due > now:
             time.sleep(due - now)
 
