@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.set_defaults(handler=_sessions)
 
     _add_version_commands(commands, store)
+    _add_daemon_commands(commands)
 
     demo = commands.add_parser(
         "demo",
@@ -157,6 +158,49 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--laps", type=int, default=15, help="race distance in laps (default: 15)")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _add_daemon_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run the daemon (foreground; systemd runs it)",
+        description=(
+            "Run the daemon: every configured source as a supervised actor, the event log's "
+            "writer, the control socket, Prometheus metrics and systemd notifications. "
+            "SIGTERM drains and stops, SIGHUP reloads the configuration."
+        ),
+    )
+    run.add_argument("--config", type=Path, metavar="FILE", help="the TOML configuration")
+    run.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=(
+            "a source besides the configured ones: recording:PATH or simulator:TRACK[:SEED], "
+            "optionally @SPEED (x real time, or @max); may be repeated"
+        ),
+    )
+    run.set_defaults(handler=_run)
+
+    ctl = commands.add_parser(
+        "ctl",
+        help="send a command to the running daemon",
+        description=(
+            "Send one command over the daemon's control socket and print the reply. "
+            "Commands: status, health, sources, pause SOURCE, resume SOURCE, "
+            "session start|stop [SESSION], tag NAME [MESSAGE], metrics, reload, shutdown."
+        ),
+    )
+    ctl.add_argument("command", metavar="COMMAND", help="the command")
+    ctl.add_argument("args", nargs="*", metavar="ARG", help="its arguments")
+    ctl.add_argument("--config", type=Path, metavar="FILE", help="where to find the socket")
+    ctl.add_argument("--socket", type=Path, metavar="PATH", help="the control socket")
+    ctl.add_argument("--json", action="store_true", help="print the raw JSON reply")
+    ctl.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the reply (default: 30)"
+    )
+    ctl.set_defaults(handler=_ctl)
 
 
 def _add_version_commands(
@@ -479,6 +523,34 @@ def _lake(args: argparse.Namespace) -> int:
         for manifest in prune(args.dir, keep=args.keep, older_than=older):
             print(f"pruned {manifest.parent}/{manifest.name.removesuffix('.manifest.json')}")
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from f1daemon.config import load_config
+    from f1daemon.daemon.app import run_daemon
+    from f1daemon.logs import configure_logging
+
+    config = load_config(args.config, sources=tuple(args.source))
+    configure_logging(config.daemon.log_level)
+    return run_daemon(config, config_path=args.config, cli_sources=tuple(args.source))
+
+
+def _ctl(args: argparse.Namespace) -> int:
+    import json
+
+    from f1daemon.config import load_config
+    from f1daemon.control.client import call
+
+    path = args.socket or load_config(args.config).control.socket
+    reply = call(path, args.command, list(args.args), timeout=args.timeout)
+    if args.json:
+        print(json.dumps(reply))
+    elif not reply["ok"]:
+        print(f"f1daemon: {args.command}: {reply.get('error')}", file=sys.stderr)
+    else:
+        result = reply.get("result")
+        print(result if isinstance(result, str) else json.dumps(result, indent=2))
+    return 0 if reply["ok"] else 1
 
 
 def _demo(args: argparse.Namespace) -> int:

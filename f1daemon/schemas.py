@@ -11,7 +11,14 @@ import inspect
 import types
 import typing
 
-from f1daemon.domain.events import DERIVED_TYPES, Event, MessageReceived, RecordQuarantined
+from f1daemon.domain.events import (
+    DERIVED_TYPES,
+    Event,
+    MessageReceived,
+    RecordQuarantined,
+    SourceStateChanged,
+    TelemetryShed,
+)
 from f1daemon.store.exports import EXPORTS
 
 HEADER = """# Data schemas
@@ -34,6 +41,12 @@ def render() -> str:
     parts.append("## Derived events\n")
     parts.append("Derived from the facts by the feed decoders; replay derives them again.\n")
     parts.extend(_event(t) for t in DERIVED_TYPES if t is not RecordQuarantined)
+    parts.append("## Daemon events\n")
+    parts.append(
+        "Appended by `f1daemon run` beside the facts: source states (`source-states`) and"
+        " each session's lifecycle (`lifecycle:{session}`, as `SessionStateChanged`).\n"
+    )
+    parts.extend(_event(t) for t in (SourceStateChanged, TelemetryShed))
     parts.append("## Exports\n")
     parts.append(
         "`f1daemon export KIND --format csv|parquet|json`. In CSV a null is an empty field;"

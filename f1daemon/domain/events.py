@@ -325,6 +325,41 @@ class RolledBack(Event):
     run: int | None = Field(description="The derivation run now current (null: none then).")
 
 
+class SourceStateChanged(Event):
+    """A source actor of the daemon changed state (supervision and operator actions).
+
+    Daemon-wide: `session` is the session the source was feeding, or empty.
+    """
+
+    source: str = Field(description="The source's configured name.")
+    state: str = Field(
+        description="running, backing-off, circuit-open, stopped, paused or resumed."
+    )
+    restarts: int = Field(description="Failed runs of the source so far (each one restarted).")
+    delay_s: float | None = Field(
+        default=None, description="backing-off / circuit-open: seconds until the next attempt."
+    )
+    error: str | None = Field(default=None, description="The failure that caused the change.")
+    breaker: str = Field(description="The source's circuit breaker: closed, open or half-open.")
+    at: datetime = Field(description="UTC wall-clock time of the change.")
+
+
+class TelemetryShed(Event):
+    """Telemetry a source dropped because the log could not keep up (never silent).
+
+    Only sources configured to shed telemetry do so, and only `CarData.z` and
+    `Position.z` messages; everything else waits for the writer instead.
+    """
+
+    source: str = Field(description="The source that shed them.")
+    stream: str = Field(description="The stream the shed messages belonged to.")
+    topic: str = Field(description="`CarData.z` or `Position.z`.")
+    first_sequence: int = Field(description="Sequence of the first message shed.")
+    last_sequence: int = Field(description="Sequence of the last message shed.")
+    count: int = Field(ge=1, description="Messages shed between the two.")
+    at: datetime = Field(description="UTC wall-clock time the shedding ended.")
+
+
 Fact = MessageReceived | RecordQuarantined
 
 DerivedEvent = (
@@ -369,5 +404,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DerivationCompleted,
     VersionTagged,
     RolledBack,
+    SourceStateChanged,
+    TelemetryShed,
     *DERIVED_TYPES,
 )

@@ -9,6 +9,8 @@ Streams (eventsourcing's originators; ids are text):
 * `sessions` — `SessionRegistered`, one per session.
 * `derivations:{session}` — `DerivationCompleted`, version = run number.
 * `derived:{session}:{run}` — the events that run derived.
+* `source-states` — the daemon's `SourceStateChanged` and `TelemetryShed` events.
+* `lifecycle:{session}` — the daemon's `SessionStateChanged` events for a session.
 
 The recorder's notification ids are the log positions: a total order over
 everything appended, on SQLite and PostgreSQL alike.
@@ -53,6 +55,7 @@ from f1daemon.domain.events import (
 from f1daemon.errors import UserError
 from f1daemon.store.persistence import (
     UnexpectedEventError,
+    to_domain_event,
     to_domain_event_of,
     to_stored_event,
     topic_of,
@@ -236,6 +239,14 @@ class EventLog:
         self._insert([to_stored_event(stream, self._stream_head(stream) + 1, rolled)])
         return rolled
 
+    def record_events(self, stream: str, events: Sequence[Event]) -> None:
+        """Append state events (the daemon's own: source states, session lifecycle) to a
+        stream, after its last event, in one transaction."""
+        head = self._stream_head(stream)
+        self._insert(
+            [to_stored_event(stream, head + i, event) for i, event in enumerate(events, 1)]
+        )
+
     # -- reading ---------------------------------------------------------------------
 
     def sessions(self) -> list[str]:
@@ -297,6 +308,10 @@ class EventLog:
             ):
                 latest = (notification.id, to_domain_event_of(notification, RolledBack).run)
         return None if latest is None else latest[1]
+
+    def stream_events(self, stream: str) -> list[Event]:
+        """Every event of one stream, oldest first."""
+        return [to_domain_event(r) for r in self._recorder.select_events(stream)]
 
     def versions(self) -> list[VersionTagged]:
         """The tags, oldest first."""

@@ -1,0 +1,267 @@
+"""The daemon's configuration: one TOML file plus `F1DAEMON_*` environment overrides.
+
+Every setting has a default, so an empty file (or none) is a working configuration:
+the embedded store under the state directory, the control socket in the runtime
+directory, metrics on 127.0.0.1:9464 and no sources. Environment variables override
+single settings: ``F1DAEMON_{SECTION}_{SETTING}`` (``F1DAEMON_METRICS_PORT=9100``,
+``F1DAEMON_CONTROL_SOCKET=/run/x.sock``), and ``F1DAEMON_STORE`` the store URL.
+Sources are listed in the file (``[[sources]]``) or given on the command line.
+
+Validation is pydantic's, reported as one readable line per problem.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from f1daemon.errors import UserError
+from f1daemon.store.url import DEFAULT_STORE_URL, STORE_ENV_VAR, parse_store_url
+
+ENV_PREFIX = "F1DAEMON_"
+SOURCE_KINDS = ("recording", "simulator")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonSettings(_Section):
+    """[daemon]"""
+
+    store: str = Field(default="", description="Event log URL (default: $F1DAEMON_STORE).")
+    state_dir: Path = Field(
+        default=Path(os.environ.get("STATE_DIRECTORY", "f1daemon-data")),
+        description="Where the embedded store and simulator output live ($STATE_DIRECTORY).",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_deadline_s: float = Field(default=20.0, gt=0, description="Drain time on SIGTERM.")
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if value:
+            parse_store_url(value)  # raises UserError with the reason
+        return value
+
+
+class ControlSettings(_Section):
+    """[control]"""
+
+    socket: Path = Field(
+        default=Path(os.environ.get("RUNTIME_DIRECTORY", ".")) / "f1daemon.sock",
+        description="The control socket ($RUNTIME_DIRECTORY/f1daemon.sock).",
+    )
+    mode: int = Field(default=0o660, ge=0, le=0o777, description="The socket's file mode.")
+    max_line_bytes: int = Field(default=64 * 1024, ge=64, description="Longest request line.")
+    client_timeout_s: float = Field(
+        default=30.0, gt=0, description="A client silent this long is disconnected."
+    )
+    max_clients: int = Field(default=16, ge=1, description="Connections served at once.")
+    allowed_uids: tuple[int, ...] = Field(
+        default=(), description="Peers allowed besides root and the daemon's own user."
+    )
+    allowed_gids: tuple[int, ...] = Field(default=(), description="Peer groups allowed.")
+
+
+class MetricsSettings(_Section):
+    """[metrics]"""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535, description="0 picks a free port.")
+
+
+class WriterSettings(_Section):
+    """[writer]"""
+
+    mailbox_size: int = Field(default=256, ge=1, description="Append requests waiting at most.")
+    max_batch: int = Field(default=5_000, ge=1, description="Facts per transaction at most.")
+
+
+class SupervisionSettings(_Section):
+    """[supervision]"""
+
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    backoff_cap_s: float = Field(default=60.0, gt=0)
+    backoff_jitter: float = Field(default=0.1, ge=0, le=1)
+    healthy_after_s: float = Field(default=30.0, ge=0)
+    breaker_failures: int = Field(default=3, ge=1, description="Failures that open a breaker.")
+    breaker_reset_s: float = Field(default=60.0, ge=0, description="Open → half-open after.")
+    stall_timeout_s: float = Field(
+        default=120.0, gt=0, description="A source silent this long is restarted (watchdog)."
+    )
+
+
+class SessionSettings(_Section):
+    """[session]"""
+
+    derive_active_s: float = Field(
+        default=5.0, gt=0, description="Derive a session this often while it is ACTIVE."
+    )
+    derive_idle_s: float = Field(default=60.0, gt=0, description="... and otherwise.")
+
+
+class SourceSettings(_Section):
+    """[[sources]]: one source actor."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["recording", "simulator"]
+    path: Path | None = Field(default=None, description="recording: a recording or folder.")
+    track: str = Field(default="monza", description="simulator: the circuit.")
+    seed: int = Field(default=1, description="simulator: the seed.")
+    laps: int = Field(default=12, ge=1, description="simulator: race length.")
+    cars: int = Field(default=20, ge=1, le=20, description="simulator: entrants.")
+    telemetry_hz: float = Field(default=4.0, ge=1, le=60, description="simulator: CarData rate.")
+    speed: float = Field(default=1.0, ge=0, description="x real time; 0 = as fast as possible.")
+    session: str | None = Field(default=None, description="Session key (default: the data's).")
+    shed_telemetry: bool = Field(
+        default=False, description="Drop (and count) telemetry when the log falls behind."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.exists():
+            raise ValueError(f"no such file or folder: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _recording_has_path(self) -> SourceSettings:
+        if self.kind == "recording" and self.path is None:
+            raise ValueError(f"source {self.name!r}: a recording needs a path")
+        return self
+
+
+class Config(_Section):
+    """The whole configuration."""
+
+    daemon: DaemonSettings = DaemonSettings()
+    control: ControlSettings = ControlSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    writer: WriterSettings = WriterSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
+    session: SessionSettings = SessionSettings()
+    sources: tuple[Annotated[SourceSettings, Field()], ...] = ()
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: tuple[SourceSettings, ...]) -> tuple[SourceSettings, ...]:
+        names = [s.name for s in sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique: {', '.join(duplicates)}")
+        return sources
+
+    @property
+    def store_url(self) -> str:
+        """The store to open: the configured URL, else the embedded one in the state dir."""
+        if self.daemon.store:
+            return self.daemon.store
+        if self.daemon.state_dir == Path("f1daemon-data"):
+            return DEFAULT_STORE_URL
+        return f"sqlite:///{self.daemon.state_dir.absolute() / 'events.db'}"
+
+
+def load_config(
+    path: Path | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sources: tuple[str, ...] = (),
+) -> Config:
+    """Read the file (if any), apply the environment, add `--source` specs, validate."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise UserError(f"cannot read the configuration {path}: {error.strerror}") from error
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise UserError(f"{path}: not valid TOML: {error}") from error
+    _apply_environment(data, environ)
+    if sources:
+        listed = list(data.get("sources", []))
+        listed.extend(parse_source_spec(spec, len(listed)) for spec in sources)
+        data["sources"] = listed
+    where = str(path) if path is not None else "configuration"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise UserError(f"{where}: {_problems(error)}") from error
+    except UserError as error:
+        raise UserError(f"{where}: {error}") from error
+
+
+def parse_source_spec(spec: str, index: int = 0) -> dict[str, Any]:
+    """`recording:PATH[@SPEED]` or `simulator:TRACK[:SEED][@SPEED]` as a [[sources]] table."""
+    body, _, speed = spec.partition("@")
+    kind, _, rest = body.partition(":")
+    if kind not in SOURCE_KINDS or not rest:
+        raise UserError(
+            f"bad --source {spec!r}: expected recording:PATH or simulator:TRACK[:SEED], "
+            "optionally followed by @SPEED"
+        )
+    table: dict[str, Any] = {"kind": kind}
+    if kind == "recording":
+        table["path"] = rest
+        table["name"] = f"recording-{index + 1}"
+    else:
+        track, _, seed = rest.partition(":")
+        table.update(track=track, name=f"simulator-{track}")
+        if seed:
+            table["seed"] = seed
+    if speed:
+        table["speed"] = 0.0 if speed == "max" else speed
+    return table
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    if STORE_ENV_VAR in environ and not data.get("daemon", {}).get("store"):
+        data.setdefault("daemon", {})["store"] = environ[STORE_ENV_VAR]
+    for section, model in (
+        ("daemon", DaemonSettings),
+        ("control", ControlSettings),
+        ("metrics", MetricsSettings),
+        ("writer", WriterSettings),
+        ("supervision", SupervisionSettings),
+        ("session", SessionSettings),
+    ):
+        for setting, info in model.model_fields.items():
+            name = f"{ENV_PREFIX}{section}_{setting}".upper()
+            if name in environ:
+                value: Any = environ[name]
+                if "tuple" in str(info.annotation):
+                    value = value.replace(",", " ").split()
+                elif setting == "mode":
+                    value = _octal(name, value)
+                data.setdefault(section, {})[setting] = value
+
+
+def _octal(name: str, text: str) -> int:
+    # A file mode is written in octal (0660); pydantic would read "0660" as 660.
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise UserError(f"{name}: {text!r} is not an octal file mode such as 0660") from None
+
+
+def _problems(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "configuration"
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)

@@ -1,0 +1,116 @@
+"""The daemon's configuration: TOML, environment overrides, --source specs, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from f1daemon.config import load_config, parse_source_spec
+from f1daemon.errors import UserError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "f1daemon.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_no_file_is_a_working_configuration() -> None:
+    config = load_config(None, environ={})
+    assert config.sources == ()
+    assert config.control.max_line_bytes == 64 * 1024
+    assert config.supervision.breaker_failures == 3
+    assert config.supervision.breaker_reset_s == 60.0
+    assert config.store_url.startswith("sqlite:///")
+
+
+def test_file_and_environment_are_combined(tmp_path: Path) -> None:
+    recording = tmp_path / "capture.txt"
+    recording.write_text("", encoding="utf-8")
+    path = write(
+        tmp_path,
+        f"""
+[daemon]
+state_dir = "{tmp_path}"
+[metrics]
+port = 9100
+[[sources]]
+name = "capture"
+kind = "recording"
+path = "{recording}"
+speed = 2.5
+""",
+    )
+    env = {
+        "F1DAEMON_METRICS_PORT": "9200",
+        "F1DAEMON_CONTROL_MODE": "0640",
+        "F1DAEMON_CONTROL_ALLOWED_UIDS": "1000, 1001",
+        "F1DAEMON_STORE": "postgresql://f1@db.example/f1",
+    }
+    config = load_config(path, environ=env)
+    assert config.metrics.port == 9200  # the environment wins over the file
+    assert config.control.mode == 0o640  # read as octal, as file modes are written
+    assert config.control.allowed_uids == (1000, 1001)
+    assert config.store_url == "postgresql://f1@db.example/f1"
+    assert config.sources[0].speed == 2.5
+    assert config.store_url != f"sqlite:///{tmp_path / 'events.db'}"
+    assert load_config(path, environ={}).store_url == f"sqlite:///{tmp_path / 'events.db'}"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("[metrics]\nport = 70000\n", {}, "metrics.port: Input should be less than or equal"),
+        ("[metrics]\nprot = 1\n", {}, "metrics.prot: Extra inputs are not permitted"),
+        ("[daemon\n", {}, "not valid TOML"),
+        ("[daemon]\nstore = 'mysql://x'\n", {}, "unsupported store URL"),
+        ("", {"F1DAEMON_SUPERVISION_BREAKER_FAILURES": "zero"}, "breaker_failures"),
+        ("", {"F1DAEMON_CONTROL_MODE": "rw"}, "not an octal file mode"),
+        ("[[sources]]\nname = 'x'\nkind = 'recording'\n", {}, "a recording needs a path"),
+        (
+            "[[sources]]\nname = 'a'\nkind = 'simulator'\n" * 2,
+            {},
+            "source names must be unique: a",
+        ),
+        ("[[sources]]\nname = 'x'\nkind = 'telnet'\n", {}, "sources.0.kind"),
+    ],
+)
+def test_bad_settings_are_one_clear_line(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as caught:
+        load_config(path, environ=env)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="cannot read the configuration"):
+        load_config(tmp_path / "absent.toml", environ={})
+
+
+def test_source_specs() -> None:
+    assert parse_source_spec("simulator:monaco:7@50") == {
+        "kind": "simulator",
+        "track": "monaco",
+        "name": "simulator-monaco",
+        "seed": "7",
+        "speed": "50",
+    }
+    assert parse_source_spec("recording:/data/x.txt@max", 2) == {
+        "kind": "recording",
+        "path": "/data/x.txt",
+        "name": "recording-3",
+        "speed": 0.0,
+    }
+    for bad in ("telnet:x", "simulator", "recording:"):
+        with pytest.raises(UserError, match="bad --source"):
+            parse_source_spec(bad)
+
+
+def test_command_line_sources_are_added(tmp_path: Path) -> None:
+    config = load_config(None, environ={}, sources=("simulator:spa:3@10",))
+    (source,) = config.sources
+    assert (source.kind, source.track, source.seed, source.speed) == ("simulator", "spa", 3, 10.0)

@@ -1,0 +1,238 @@
+"""The control socket's server and protocol: replies, limits, misbehaving clients, peers."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from f1daemon.control.protocol import ProtocolError, Request, parse_request
+from f1daemon.control.server import ControlLimits, ControlServer
+
+
+async def echo_handler(request: Request) -> object:
+    if request.command == "pause" and request.args == ("nobody",):
+        raise ProtocolError("no source named 'nobody'")
+    if request.command == "reload":
+        raise RuntimeError("boom")
+    return {"command": request.command, "args": list(request.args)}
+
+
+_opened: list[trio.SocketStream] = []
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ControlServer]:
+    limits = ControlLimits(max_line_bytes=1024, client_timeout_s=0.5, max_clients=4)
+    control = ControlServer(tmp_path / "ctl.sock", echo_handler, limits, mode=0o660)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(control.serve)
+        yield control
+        nursery.cancel_scope.cancel()
+    while _opened:
+        await _opened.pop().aclose()
+
+
+async def connect(control: ControlServer) -> trio.SocketStream:
+    """A client connection, closed when the test ends."""
+    stream = await trio.open_unix_socket(str(control.path))
+    _opened.append(stream)
+    return stream
+
+
+_unread: dict[int, bytes] = {}  # bytes received past a reply's newline, per stream
+
+
+async def read_line(stream: trio.SocketStream) -> dict[str, object] | None:
+    data = _unread.pop(id(stream), b"")
+    while b"\n" not in data:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            return None
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    _unread[id(stream)] = rest
+    reply = orjson.loads(line)
+    assert isinstance(reply, dict)
+    return reply
+
+
+async def ask(stream: trio.SocketStream, line: bytes) -> dict[str, object] | None:
+    await stream.send_all(line)
+    return await read_line(stream)
+
+
+async def test_replies_have_ok_and_result_or_error(server: ControlServer) -> None:
+    stream = await connect(server)
+    assert await ask(stream, b'{"command": "status", "id": 7}\n') == {
+        "ok": True,
+        "result": {"command": "status", "args": []},
+        "id": 7,
+    }
+    assert await ask(stream, b'{"command": "pause", "args": ["nobody"]}\n') == {
+        "ok": False,
+        "error": "no source named 'nobody'",
+    }
+    reply = await ask(stream, b'{"command": "reload"}\n')
+    assert reply == {"ok": False, "error": "internal error: RuntimeError: boom"}
+    # Several requests in one write, and one request split over writes.
+    await stream.send_all(b'{"command": "health"}\n{"command": "sources"}\n{"comm')
+    first = await read_line(stream)
+    assert first is not None
+    assert first["result"] == {"command": "health", "args": []}
+    await stream.send_all(b'and": "metrics"}\n')
+    assert await read_line(stream) is not None
+    assert stat.S_IMODE(os.stat(server.path).st_mode) == 0o660
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b"{not json\n", "not JSON"),
+        (b"[1, 2]\n", "a request is a JSON object, not list"),
+        (b'{"command": 3}\n', '"command": a string'),
+        (b'{"command": "dance"}\n', "unknown command 'dance'"),
+        (b'{"command": "pause"}\n', "usage: pause SOURCE"),
+        (b'{"command": "status", "args": [1]}\n', '"args" must be a list of strings'),
+        (b'{"command": "status", "sudo": true}\n', "unknown request fields: sudo"),
+        (b"\xff\xfe\n", "not JSON"),
+    ],
+)
+async def test_bad_requests_get_an_error_and_the_connection_stays(
+    server: ControlServer, line: bytes, error: str
+) -> None:
+    stream = await connect(server)
+    reply = await ask(stream, line)
+    assert reply is not None
+    assert reply["ok"] is False
+    assert error in str(reply["error"])
+    assert (await ask(stream, b'{"command": "status"}\n') or {})["ok"] is True
+
+
+async def test_an_oversized_line_is_refused_and_closed(server: ControlServer) -> None:
+    stream = await connect(server)
+    reply = await ask(stream, b"x" * 5000)  # no newline: the limit is 1024
+    assert reply == {"ok": False, "error": "request line longer than 1024 bytes; closing"}
+    assert await stream.receive_some(10) == b""
+    other = await connect(server)
+    assert (await ask(other, b'{"command": "status"}\n') or {})["ok"] is True
+
+
+async def test_a_silent_client_is_disconnected_and_others_are_served(
+    server: ControlServer,
+) -> None:
+    silent = await connect(server)
+    with trio.fail_after(5):
+        assert await silent.receive_some(10) == b""  # closed after client_timeout_s
+    stream = await connect(server)
+    assert (await ask(stream, b'{"command": "status"}\n') or {})["ok"] is True
+
+
+async def test_too_many_clients_are_told_to_retry(server: ControlServer) -> None:
+    held = [await connect(server) for _ in range(4)]
+    for stream in held:  # each is being served
+        assert (await ask(stream, b'{"command": "status"}\n') or {})["ok"] is True
+    extra = await connect(server)
+    assert await read_line(extra) == {"ok": False, "error": "too many clients; retry"}
+
+
+async def test_a_stale_socket_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "ctl.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()
+    control = ControlServer(path, echo_handler, ControlLimits())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(control.serve)
+        async with await trio.open_unix_socket(str(path)) as stream:
+            assert (await ask(stream, b'{"command": "status"}\n') or {})["ok"] is True
+        nursery.cancel_scope.cancel()
+    assert not path.exists()  # removed on the way out
+
+
+async def test_a_regular_file_is_never_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "ctl.sock"
+    path.write_text("precious", encoding="utf-8")
+    control = ControlServer(path, echo_handler, ControlLimits())
+    with pytest.raises(FileExistsError, match="not a socket"):
+        await control.serve()
+    assert path.read_text(encoding="utf-8") == "precious"
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # one that user nobody may run (the venv's may not be)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runuser") is None or not Path(SYSTEM_PYTHON).exists(),
+    reason="needs root, runuser and a system python3 to connect as another user",
+)
+async def test_peers_are_checked_with_so_peercred() -> None:
+    # pytest's own temporary folders are private to root: another user needs a way in.
+    folder = Path(tempfile.mkdtemp(prefix="f1daemon-peercred-"))
+    os.chmod(folder, 0o755)  # noqa: S103 (user nobody must reach the socket)
+    # World-connectable on purpose: the refusal must come from the peer check.
+    control = ControlServer(
+        folder / "ctl.sock", echo_handler, ControlLimits(allowed_uids=frozenset()), mode=0o666
+    )
+    client = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "s.connect(sys.argv[1])\n"
+        's.sendall(b\'{"command": "status"}\\n\')\n'
+        "print(s.recv(4096).decode().strip())\n"
+    )
+    nobody = ["runuser", "-u", "nobody", "--", SYSTEM_PYTHON, "-c", client, str(control.path)]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(control.serve)
+        refused = await trio.run_process(nobody, capture_stdout=True)
+        reply = orjson.loads(refused.stdout)
+        assert reply["ok"] is False
+        assert reply["error"].startswith("permission denied: pid ")
+        uid = pwd.getpwnam("nobody").pw_uid
+        control.limits = ControlLimits(allowed_uids=frozenset({uid}))
+        allowed = await trio.run_process(nobody, capture_stdout=True)
+        assert orjson.loads(allowed.stdout)["ok"] is True
+        nursery.cancel_scope.cancel()
+    shutil.rmtree(folder)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries(
+            {"command": st.sampled_from(["status", "pause", "tag", "session", "x"])},
+            optional={"args": json_values, "id": json_values},
+        ).map(lambda v: json.dumps(v).encode()),
+    )
+)
+def test_parse_request_accepts_or_says_why(line: bytes) -> None:
+    """Any bytes: a valid request, or a ProtocolError with a message — nothing else."""
+    try:
+        request = parse_request(line)
+    except ProtocolError as error:
+        message = str(error)
+        assert message
+    else:
+        assert isinstance(request.command, str)
+        assert all(isinstance(a, str) for a in request.args)
