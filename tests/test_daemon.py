@@ -255,7 +255,7 @@ async def test_shutdown_gives_up_at_its_deadline_when_the_store_is_stuck(
         health = await daemon.handle(Request("health", ()))
         assert isinstance(health, dict)
         assert health["healthy"] is False
-        assert "No space left on device" in health["problems"][0]
+        assert health["problems"][0].startswith("store refuses appends: ")
         stop_at = trio.current_time()
         daemon.request_shutdown()
     assert outcome == [EXIT_FAILED]
@@ -306,11 +306,13 @@ async def test_watchdog_pings_at_half_the_interval(
     daemon = Daemon(daemon_config(tmp_path), notifier=notifier)
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.run)
-        start = trio.current_time()
         await trio.sleep(21)
         daemon.request_shutdown()
-    pings = [round(t - start, 6) for t, m in notifier.timeline if m == "WATCHDOG=1"]
-    assert pings[:5] == [0.0, 5.0, 10.0, 15.0, 20.0]
+    pings = [t for t, m in notifier.timeline if m == "WATCHDOG=1"]
+    # Startup runs on worker threads, during which the virtual clock may jump: the
+    # schedule is checked from the first ping on.
+    assert len(pings) >= 5
+    assert [round(b - a, 6) for a, b in itertools.pairwise(pings)] == [5.0] * (len(pings) - 1)
     ready = [m for _, m in notifier.timeline if m.startswith("READY=1")]
     assert len(ready) == 1
 

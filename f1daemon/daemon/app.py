@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
+import psycopg
 import trio
 
 from f1daemon import __version__
@@ -84,6 +85,7 @@ SOURCE_STATES_STREAM = "source-states"
 TELEMETRY_TOPICS = frozenset({"CarData.z", "Position.z"})
 DERIVE_TICK_S = 0.5
 METRICS_TICK_S = 1.0
+STORAGE_EVERY_TICKS = 30  # a database size query is not free: every 30 s
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
@@ -819,6 +821,7 @@ class Daemon:
     async def _refresh_metrics(self) -> None:
         m = self.metrics
         last_status = ""
+        ticks = 0
         while True:
             if self.writer is not None:
                 m.mailbox_depth.labels("writer").set(self.writer.mailbox_depth())
@@ -828,19 +831,26 @@ class Daemon:
                 m.breaker_state.labels(name).set(BREAKER_STATES[runtime.breaker.state.value])
                 running += runtime.state == "running" and not runtime.paused
             m.active_ingestors.set(running)
-            m.storage_bytes.set(self._storage_bytes())
+            if ticks % STORAGE_EVERY_TICKS == 0:
+                await self._measure_storage()
+            ticks += 1
             status = self._status_line()
             if status != last_status:
                 self.notifier.status(status)
                 last_status = status
             await trio.sleep(METRICS_TICK_S)
 
-    def _storage_bytes(self) -> int:
-        path = self.log.store.sqlite_path if self.log else None
-        if path is None:
-            return 0
-        files = (path, path.with_name(path.name + "-wal"))
-        return sum(p.stat().st_size for p in files if p.exists())
+    async def _measure_storage(self) -> None:
+        """The log's size: its files for SQLite, the database's size for PostgreSQL."""
+        if self.log is None:
+            return
+        store = self.log.store
+        try:
+            size = await trio.to_thread.run_sync(_storage_bytes, store)
+        except (OSError, psycopg.Error) as error:
+            log.warning("cannot measure the store's size: %s", error)
+            return
+        self.metrics.storage_bytes.set(size)
 
     def _status_line(self) -> str:
         writer = self.writer
@@ -851,6 +861,16 @@ class Daemon:
             f"{self.status.state}: {running}/{len(self.sources)} sources running, "
             f"{facts} facts logged, store {health}"
         )
+
+
+def _storage_bytes(store: StoreURL) -> int:
+    if store.sqlite_path is not None:
+        path = store.sqlite_path
+        files = (path, path.with_name(path.name + "-wal"))
+        return sum(p.stat().st_size for p in files if p.exists())
+    with psycopg.connect(store.url, connect_timeout=5) as connection:
+        row = connection.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _feed_status(payload: str) -> str | None:
