@@ -1,13 +1,14 @@
 """Type stub of `f1daemon._native`, the Rust extension (native/src/lib.rs). Hand-written."""
 
-from collections.abc import Sequence
-from typing import final
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, Self, final
 
 # stubtest runs without the project's mypy config, which ignores pyarrow's missing stubs.
 import pyarrow  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = [
     "MAX_DECODED_BYTES",
+    "AnomalyDetector",
     "TimingDigest",
     "__version__",
     "decode_car_data",
@@ -143,3 +144,104 @@ def digest_timing_stream(
     `(n, None, None, None)`) and every line that is not a JSON object (`digest` None,
     `error` the ValueError message `feed` raises). The work runs without the GIL.
     """
+
+@final
+class AnomalyDetector:
+    """Streaming anomaly detection over telemetry, per (driver, channel).
+
+    Feed rows (a driver, a time in ms, one value per channel) with `feed` (one channel)
+    or `feed_columns` (several, e.g. the columns of a `TelemetryBatch`; lap times as a
+    `lap_time_ms` channel). Any channel name is accepted. Each call returns the anomalies
+    found as `(driver, channel, time_ms, value, score, kind)` tuples, in row order, then
+    channel order; per sample the spike verdict on the sample before it, then `zscore`,
+    `mad`, `flatline`.
+
+    Streaming: the state (windows, runs, a pending spike, each driver's latest speed)
+    carries over from one call to the next, so rows fed in several calls give exactly the
+    anomalies of one call on all of them. Calls run without the GIL; feed one detector
+    from one thread at a time (a concurrent call raises RuntimeError).
+
+    A value is used iff it is a finite float or int (`bool` too); `None`, NaN, +-inf and
+    ints too large for a float are skipped (no state changes); `-0.0` reads as `0.0`.
+    The time is carried into the anomalies, never interpreted.
+
+    The window of a (driver, channel) is its last `window` used values before the sample
+    scored; scoring needs `min_samples` of them. Over the window: `mean`, population
+    `std`, `median` (of two middle values, `(a + b) / 2`), `mad` (the median of
+    `|w - median|`) and `mean_ad` (the mean of `|w - median|`); sums add the values in
+    ascending order in 4 interleaved partial sums (`tests/native_reference.py`,
+    `lane_sum`), which the reference reproduces bit for bit. Detectors:
+
+    * `zscore`: `(x - mean) / std`, if `std > 0`.
+    * `mad`: `0.6745 * (x - median) / mad` if `mad > 0`; if `mad == 0` (over half the
+      window holds one value), `(x - median) / (1.253314 * mean_ad)` if `mean_ad > 0`;
+      a window of one repeated value gives no score (a change after a constant stretch,
+      such as a car leaving the garage, is a new regime; stuck sensors are `flatline`'s).
+    * `spike`: a sample `x` between used samples `p` and `q` whose window had `std > 0`,
+      with `x - p` and `q - x` of opposite signs: `min(|x - p|, |q - x|) / std`, negated
+      for a dip. Decided when `q` arrives, reported with `x`'s time and value.
+    * `flatline` (channels in `flatline_channels`): a value repeated in consecutive used
+      samples, reported once per run, when the run reaches `flatline_run` (score
+      `flatline_run`). With `flatline_while_moving`, a sample taken while the driver
+      stands (latest used `speed`, the row's own included, known and `<= 0`) ends the run.
+
+    A score is reported iff it is finite and its absolute value exceeds the detector's
+    threshold (`inf` disables a detector). Settings out of range raise ValueError:
+    `2 <= window <= 65536`, `2 <= min_samples <= window`, thresholds `>= 0`,
+    `2 <= flatline_run <= 2**32`.
+    """
+
+    def __new__(
+        cls,
+        *,
+        window: int = 50,
+        min_samples: int = 10,
+        zscore_threshold: float = 3.0,
+        mad_threshold: float = 3.5,
+        spike_threshold: float = 3.0,
+        flatline_run: int = 50,
+        flatline_channels: Iterable[str] = ...,
+        flatline_while_moving: bool = True,
+    ) -> Self:
+        """`flatline_channels` defaults to `{"rpm", "speed"}` (a `str` is refused)."""
+
+    def feed(
+        self,
+        driver: Iterable[int],
+        time_ms: Iterable[int],
+        channel: str,
+        values: Iterable[float | None],
+    ) -> list[tuple[int, str, int, float, float, Literal["zscore", "mad", "spike", "flatline"]]]:
+        """Feed one channel's samples: `feed_columns(driver, time_ms, {channel: values})`."""
+
+    def feed_columns(
+        self,
+        driver: Iterable[int],
+        time_ms: Iterable[int],
+        channels: Mapping[str, Iterable[float | None]],
+    ) -> list[tuple[int, str, int, float, float, Literal["zscore", "mad", "spike", "flatline"]]]:
+        """Feed rows `(driver[i], time_ms[i], {channel: values[i]})`; return the anomalies.
+
+        Each column is read in full first (any iterable). Raises ValueError when the
+        lengths differ or a driver or time does not fit 64 bits, TypeError for a driver
+        or time that is not an int, a value that is not float, int or None, a channel
+        name that is not a str or `channels` that is not a mapping. Nothing changes on
+        an error.
+        """
+
+    @property
+    def window(self) -> int: ...
+    @property
+    def min_samples(self) -> int: ...
+    @property
+    def zscore_threshold(self) -> float: ...
+    @property
+    def mad_threshold(self) -> float: ...
+    @property
+    def spike_threshold(self) -> float: ...
+    @property
+    def flatline_run(self) -> int: ...
+    @property
+    def flatline_channels(self) -> frozenset[str]: ...
+    @property
+    def flatline_while_moving(self) -> bool: ...

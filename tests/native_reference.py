@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import datetime
 import math
+import operator
 import re
 import zlib
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
 import pyarrow as pa
@@ -490,3 +493,267 @@ def digest_timing_stream_reference(
         if index == 0 or digested is not None:
             result.append((number, offset, digested, None))
     return result
+
+
+# --- streaming anomaly detection ----------------------------------------------------------
+
+Anomaly = tuple[int, str, int, float, float, str]
+"""`(driver, channel, time_ms, value, score, kind)`, as `_native.AnomalyDetector` returns."""
+
+# Modified z-score constants (Iglewicz & Hoaglin): 0.6745 makes the MAD of a normal sample
+# comparable to its standard deviation; 1.253314 (sqrt(pi/2)) does the same for the mean
+# absolute deviation, the scale used when the MAD is 0.
+MAD_FACTOR = 0.6745
+MEAN_AD_FACTOR = 1.253314
+# The speed channel: its latest value says whether a car is moving (the flat-line gate).
+SPEED = "speed"
+_ANOMALY_LIMITS = {"window": (2, 65_536), "flatline_run": (2, 2**32)}
+
+
+def lane_sum(values: Iterable[float]) -> float:
+    """`values` added in 4 interleaved partial sums, combined as `(s0 + s1) + (s2 + s3)`.
+
+    Item `i` goes to sum `i % 4`. The native detector adds in this order (so the CPU can
+    add four at a time) and the results agree bit for bit.
+    """
+    lanes = [0.0, 0.0, 0.0, 0.0]
+    for i, value in enumerate(values):
+        lanes[i & 3] += value
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+
+
+def median_of_sorted(ordered: list[float]) -> float:
+    """The middle item, or `(a + b) / 2` of the middle two (a non-empty sorted list)."""
+    half = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[half]
+    return (ordered[half - 1] + ordered[half]) / 2
+
+
+class _ChannelState:
+    """One (driver, channel): the window (arrival and sorted order) and detector state."""
+
+    __slots__ = ("arrivals", "ordered", "pending", "previous", "run_length", "run_value")
+
+    def __init__(self) -> None:
+        self.arrivals: deque[float] = deque()
+        self.ordered: list[float] = []
+        self.previous: float | None = None
+        # A spike candidate: (value before it, its value, its time, the window's std).
+        self.pending: tuple[float, float, int, float] | None = None
+        self.run_value = 0.0
+        self.run_length = 0
+
+
+class _DriverState:
+    __slots__ = ("channels", "speed")
+
+    def __init__(self) -> None:
+        self.speed: float | None = None  # latest valid speed sample
+        self.channels: dict[str, _ChannelState] = {}
+
+
+class AnomalyDetectorReference:
+    """`_native.AnomalyDetector` in plain Python: the same rules, the same float arithmetic.
+
+    Samples are processed row by row; a row is `(driver, time_ms)` and one value per
+    channel, the channels in the order given. A value is used iff it is a finite number
+    (`None`, NaN, ±inf and ints too large for a float are skipped: no state changes);
+    `-0.0` is read as `0.0`. First the row's `speed` (if used) becomes the driver's
+    latest speed; then each channel's value goes through `_ChannelState` of its
+    (driver, channel) in `_sample`. Everything is documented on the native class.
+    """
+
+    def __init__(
+        self,
+        *,
+        window: int = 50,
+        min_samples: int = 10,
+        zscore_threshold: float = 3.0,
+        mad_threshold: float = 3.5,
+        spike_threshold: float = 3.0,
+        flatline_run: int = 50,
+        flatline_channels: Iterable[str] = ("rpm", "speed"),
+        flatline_while_moving: bool = True,
+    ) -> None:
+        if isinstance(flatline_channels, str):
+            raise TypeError("flatline_channels must be a collection of str")
+        channels = list(flatline_channels)
+        if any(not isinstance(name, str) for name in channels):
+            raise TypeError("flatline_channels must be a collection of str")
+        for name, value in (("window", window), ("flatline_run", flatline_run)):
+            low, high = _ANOMALY_LIMITS[name]
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be between {low} and {high}")
+        if not 2 <= min_samples <= window:
+            raise ValueError("min_samples must be between 2 and window")
+        for name, threshold in (
+            ("zscore_threshold", zscore_threshold),
+            ("mad_threshold", mad_threshold),
+            ("spike_threshold", spike_threshold),
+        ):
+            if not threshold >= 0:  # NaN too
+                raise ValueError(f"{name} must be >= 0 (inf disables it)")
+        self.window = window
+        self.min_samples = min_samples
+        self.zscore_threshold = float(zscore_threshold)
+        self.mad_threshold = float(mad_threshold)
+        self.spike_threshold = float(spike_threshold)
+        self.flatline_run = flatline_run
+        self.flatline_channels = frozenset(channels)
+        self.flatline_while_moving = flatline_while_moving
+        self._drivers: dict[int, _DriverState] = {}
+
+    def feed(
+        self,
+        driver: Iterable[object],
+        time_ms: Iterable[object],
+        channel: str,
+        values: Iterable[object],
+    ) -> list[Anomaly]:
+        """`feed_columns(driver, time_ms, {channel: values})`."""
+        if not isinstance(channel, str):
+            raise TypeError(f"channel must be str, not {type(channel).__name__}")
+        return self.feed_columns(driver, time_ms, {channel: values})
+
+    def feed_columns(
+        self,
+        driver: Iterable[object],
+        time_ms: Iterable[object],
+        channels: Mapping[str, Iterable[object]],
+    ) -> list[Anomaly]:
+        """The anomalies found in these rows, in row order, then channel order.
+
+        Read first, in this order (so that both implementations raise the same error):
+        each channel's name (a `str`, else `TypeError`) and column (`list(column)`), then
+        `driver` and `time_ms`; then the lengths (`ValueError`); then the items of
+        `driver`, `time_ms` and each column. Nothing changes on an error.
+        """
+        if not isinstance(channels, Mapping):
+            raise TypeError(f"channels must be a mapping, not {type(channels).__name__}")
+        names: list[str] = []
+        raw_columns: list[list[object]] = []
+        for name, column in channels.items():
+            if not isinstance(name, str):
+                raise TypeError(f"channel names must be str, not {type(name).__name__}")
+            names.append(name)
+            raw_columns.append(list(column))
+        raw_drivers, raw_times = list(driver), list(time_ms)
+        rows = len(raw_drivers)
+        if len(raw_times) != rows or any(len(column) != rows for column in raw_columns):
+            raise ValueError("driver, time_ms and every channel column must have one length")
+        drivers = [_anomaly_int(item, "driver") for item in raw_drivers]
+        times = [_anomaly_int(item, "time_ms") for item in raw_times]
+        columns = [[_anomaly_value(item) for item in column] for column in raw_columns]
+        speed_column = columns[names.index(SPEED)] if SPEED in names else None
+        found: list[Anomaly] = []
+        for row in range(rows):
+            state = self._drivers.get(drivers[row])
+            if state is None:
+                state = self._drivers[drivers[row]] = _DriverState()
+            if speed_column is not None and (speed := speed_column[row]) is not None:
+                state.speed = speed
+            standing = state.speed is not None and state.speed <= 0
+            for name, column in zip(names, columns, strict=True):
+                value = column[row]
+                if value is None:
+                    continue
+                channel = state.channels.get(name)
+                if channel is None:
+                    channel = state.channels[name] = _ChannelState()
+                at = _SampleContext(
+                    drivers[row], name, times[row], name in self.flatline_channels, standing
+                )
+                self._sample(channel, at, value, found)
+        return found
+
+    def _sample(
+        self, state: _ChannelState, at: _SampleContext, value: float, found: list[Anomaly]
+    ) -> None:
+        """One used sample: the spike verdict on the one before, then zscore, mad, flatline."""
+        if state.pending is not None:
+            before, candidate, candidate_time, std = state.pending
+            state.pending = None
+            rise, fall = candidate - before, value - candidate
+            if (rise > 0 and fall < 0) or (rise < 0 and fall > 0):
+                score = min(abs(rise), abs(fall)) / std
+                if rise < 0:
+                    score = -score
+                if math.isfinite(score) and abs(score) > self.spike_threshold:
+                    found.append((at.driver, at.channel, candidate_time, candidate, score, "spike"))
+        ordered = state.ordered
+        count = len(ordered)
+        if count >= self.min_samples:
+            mean = lane_sum(ordered) / count
+            std = math.sqrt(lane_sum((v - mean) * (v - mean) for v in ordered) / count)
+            if std > 0:
+                z = (value - mean) / std
+                if math.isfinite(z) and abs(z) > self.zscore_threshold:
+                    found.append((at.driver, at.channel, at.time, value, z, "zscore"))
+                if state.previous is not None:
+                    state.pending = (state.previous, value, at.time, std)
+            median = median_of_sorted(ordered)
+            if math.isfinite(median):
+                mad = median_of_sorted(sorted(abs(v - median) for v in ordered))
+                robust: float | None = None
+                if mad > 0:
+                    robust = MAD_FACTOR * (value - median) / mad
+                else:
+                    mean_ad = lane_sum(abs(v - median) for v in ordered) / count
+                    if mean_ad > 0:
+                        robust = (value - median) / (MEAN_AD_FACTOR * mean_ad)
+                if (
+                    robust is not None
+                    and math.isfinite(robust)
+                    and abs(robust) > self.mad_threshold
+                ):
+                    found.append((at.driver, at.channel, at.time, value, robust, "mad"))
+        if at.flatline:
+            if self.flatline_while_moving and at.standing:
+                state.run_length = 0
+            elif state.run_length > 0 and value == state.run_value:
+                state.run_length += 1
+            else:
+                state.run_value, state.run_length = value, 1
+            if state.run_length == self.flatline_run:
+                run = float(self.flatline_run)
+                found.append((at.driver, at.channel, at.time, value, run, "flatline"))
+        if len(state.arrivals) == self.window:
+            del ordered[bisect.bisect_left(ordered, state.arrivals.popleft())]
+        state.arrivals.append(value)
+        bisect.insort(ordered, value)
+        state.previous = value
+
+
+class _SampleContext(NamedTuple):
+    """What a sample needs beyond its channel's state."""
+
+    driver: int
+    channel: str
+    time: int
+    flatline: bool  # the channel is watched for flat lines
+    standing: bool  # the driver's latest speed is known and <= 0
+
+
+def _anomaly_int(item: object, what: str) -> int:
+    """A driver or time: an int (or `__index__`) fitting `i64`."""
+    number = operator.index(item)  # type: ignore[arg-type]
+    if not _I64[0] <= number <= _I64[1]:
+        raise ValueError(f"{what} {number} does not fit a 64-bit integer")
+    return number
+
+
+def _anomaly_value(item: object) -> float | None:
+    """A sample's value if it is used: a finite float or int (as a float, -0.0 as 0.0)."""
+    if item is None:
+        return None
+    if isinstance(item, float):
+        value = float.__float__(item)
+    elif isinstance(item, int):
+        try:
+            value = float(item)
+        except OverflowError:
+            return None
+    else:
+        raise TypeError(f"values must be float, int or None, not {type(item).__name__}")
+    return value + 0.0 if math.isfinite(value) else None

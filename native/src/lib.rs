@@ -3,8 +3,9 @@
 //! The logic lives in pyo3-free modules ([`jsonstream`], [`zdecode`], [`telemetry`],
 //! [`timing`]) that `cargo test` exercises without an interpreter; this file only binds
 //! them to Python and releases the GIL around the work ([`arrow_export`] hands Arrow
-//! batches to pyarrow).
+//! batches to pyarrow). [`anomaly`] is pyo3-free too, apart from its own `python` binding.
 
+pub mod anomaly;
 pub mod arrow_export;
 pub mod error;
 pub mod jsonstream;
@@ -263,6 +264,9 @@ mod _native {
         decode_car_data, decode_position, decode_z, decode_z_many, digest_timing_stream,
         split_json_stream, PyTimingDigest,
     };
+
+    #[pymodule_export]
+    use crate::anomaly::python::AnomalyDetector;
 
     /// Inflated-size cap of `decode_z` / `decode_z_many` in bytes.
     #[pymodule_export]
