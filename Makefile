@@ -42,6 +42,7 @@ rust-test:
 	cargo test --locked
 
 pytest: native
+	scripts/ensure-systemd-analyze
 	scripts/with-postgres $(BIN)/pytest
 
 test: lint typecheck rust-lint rust-test pytest

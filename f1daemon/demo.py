@@ -1,8 +1,9 @@
-"""`f1daemon demo`: a simulated race through the real ingest path, then a summary.
+"""`f1daemon demo`: a simulated race through the real daemon, then a summary.
 
-The simulator writes the race in the archive's file formats; the daemon ingests
-those files exactly as it ingests a real recording, into the embedded store, and the
-summary is read back from the log. The simulator's own record of the race is the
+The daemon runs in-process with one source, the simulator, which writes the race in
+the archive's file formats and replays it as fast as the log takes it; the writer
+logs it, the session follows the feed's SessionStatus to COMPLETED (derived and
+verified), and the summary is read back from the log. The simulator's own record of the race is the
 ground truth the derived laps are checked against.
 """
 
@@ -12,6 +13,12 @@ from collections.abc import Sequence
 from operator import attrgetter
 from pathlib import Path
 
+import trio
+
+from f1daemon.config import Config, ControlSettings, DaemonSettings, MetricsSettings, SourceSettings
+from f1daemon.daemon.app import Daemon
+from f1daemon.daemon.lifecycle import SessionState
+from f1daemon.daemon.sources import simulated_folder
 from f1daemon.domain.events import (
     DerivedEvent,
     LapCompleted,
@@ -19,9 +26,9 @@ from f1daemon.domain.events import (
     PitStop,
     TelemetryBatch,
 )
+from f1daemon.errors import UserError
 from f1daemon.feed.timing import format_time_ms
-from f1daemon.ingest import ingest_paths
-from f1daemon.sources.simulator import SimulatedRace, write_race
+from f1daemon.sources.simulator import SimulatedRace, simulate_race
 from f1daemon.store.derivation import current_events
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.exports import export_table, write_table
@@ -29,23 +36,38 @@ from f1daemon.store.url import parse_store_url
 
 
 def run_demo(data_dir: Path, *, seed: int, track: str, cars: int, laps: int) -> None:
-    """Simulate, ingest, export and summarise one race under `data_dir`."""
-    folder = data_dir / "simulated" / f"Simulated_{track.title()}_Grand_Prix__seed{seed}_Race"
-    race = write_race(folder, track=track, seed=seed, cars=cars, laps=laps)
-    store_url = f"sqlite:///{data_dir / 'events.db'}"
-    with EventLog(parse_store_url(store_url)) as log:
-        (ingested,) = ingest_paths(log, [folder])
-        events = current_events(log, ingested.session)
-    export_dir = data_dir / "exports" / ingested.session.replace("/", "__")
+    """Run a simulated race through the daemon, then export and summarise it."""
+    data_dir = data_dir.absolute()
+    source = SourceSettings(
+        name="simulator", kind="simulator", track=track, seed=seed, cars=cars, laps=laps, speed=0
+    )
+    config = Config(
+        daemon=DaemonSettings(state_dir=data_dir, store=f"sqlite:///{data_dir / 'events.db'}"),
+        control=ControlSettings(socket=data_dir / "f1daemon.sock"),
+        metrics=MetricsSettings(enabled=False),
+        sources=(source,),
+    )
+    folder = simulated_folder(source, data_dir)
+    with EventLog(parse_store_url(config.store_url)) as log:
+        before = _facts_logged(log)
+    session = trio.run(_until_completed, Daemon(config))
+    with EventLog(parse_store_url(config.store_url)) as log:
+        logged = _facts_logged(log)
+        events = current_events(log, session)
+    race = simulate_race(track=track, seed=seed, cars=cars, laps=laps)
+    export_dir = data_dir / "exports" / session.replace("/", "__")
     table = export_table("laps", events)
     write_table(table, "parquet", export_dir / "laps.parquet")
     write_table(table, "csv", export_dir / "laps.csv")
 
     print(f"f1daemon demo: simulated {track.title()} race, seed {seed}, {cars} cars, {laps} laps")
-    print(f"  feed files  {folder}  ({len(race.files)} topics)")
     print(
-        f"  event log   {store_url}  (session {ingested.session}: {ingested.appended} messages "
-        f"appended, {ingested.already_logged} already there)"
+        "  through     f1daemon run: source 'simulator' -> writer -> derivation, session COMPLETED"
+    )
+    print(f"  feed files  {folder}")
+    print(
+        f"  event log   {config.store_url}  (session {session}: {logged - before} messages "
+        f"appended, {before} already there)"
     )
     print(f"  exports     {export_dir / 'laps.parquet'}, {export_dir / 'laps.csv'}")
     _print_classification(events)
@@ -54,6 +76,28 @@ def run_demo(data_dir: Path, *, seed: int, track: str, cars: int, laps: int) -> 
     _print_telemetry(events)
     matched, total = compare_with_ground_truth(events, race)
     print(f"\nCheck: {matched} of {total} derived laps equal the simulator's own record of them.")
+
+
+async def _until_completed(daemon: Daemon) -> str:
+    """Run the daemon until its session is COMPLETED (derived and verified), then stop it;
+    return the session's key."""
+    source = daemon.sources  # filled once the daemon has started
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.run)
+        simulator = source["simulator"]
+        while True:
+            track = daemon.sessions.get(simulator.session or "")
+            if track is not None and track.lifecycle.state is SessionState.COMPLETED:
+                break
+            if simulator.state in ("backing-off", "circuit-open"):
+                raise UserError(f"the simulator failed: {simulator.last_error}")
+            await trio.sleep(0.05)
+        daemon.request_shutdown()
+    return track.lifecycle.session
+
+
+def _facts_logged(log: EventLog) -> int:
+    return sum(1 for session in log.sessions() for _ in log.facts(session))
 
 
 # What a lap is compared on: the columns a strategy engineer reads.

@@ -1,0 +1,32 @@
+"""Quality assurance of derived events: named, versioned rules and the session report.
+
+Pure functions over a session's derived events (see `f1daemon.store.derivation.
+current_events`); nothing here reads or writes the log.
+"""
+
+from f1daemon.qa.report import QAReport, RuleCount, check_session, outcomes
+from f1daemon.qa.rules import (
+    RULES,
+    RULES_BY_NAME,
+    Finding,
+    QASettings,
+    RecordRef,
+    Rule,
+    SessionRecords,
+    check_records,
+)
+
+__all__ = [
+    "RULES",
+    "RULES_BY_NAME",
+    "Finding",
+    "QAReport",
+    "QASettings",
+    "RecordRef",
+    "Rule",
+    "RuleCount",
+    "SessionRecords",
+    "check_records",
+    "check_session",
+    "outcomes",
+]

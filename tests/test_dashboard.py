@@ -1,0 +1,156 @@
+"""The Grafana dashboard (contrib/grafana/f1daemon-dashboard.json) and the metrics agree.
+
+Every metric a panel queries exists in `f1daemon.metrics.Metrics().registry` under the
+name Prometheus sees (a counter family `f1daemon_records` is scraped as
+`f1daemon_records_total`; a histogram as `_bucket`, `_sum` and `_count`), and every
+metric of the registry is shown on some panel — so neither can go stale. The alert
+rules (contrib/prometheus/f1daemon-alerts.yml) query only existing metrics too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from f1daemon.metrics import Metrics
+from tests.conftest import REPO
+
+DASHBOARD = REPO / "contrib" / "grafana" / "f1daemon-dashboard.json"
+ALERTS = REPO / "contrib" / "prometheus" / "f1daemon-alerts.yml"
+DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+METRIC_NAME = re.compile(r"\bf1daemon_[a-z0-9_]+\b")
+# The sample names Prometheus scrapes for each kind of metric family.
+SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("", "_sum", "_count"),
+    "gauge": ("",),
+}
+
+
+def _dashboard() -> dict[str, Any]:
+    loaded = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every panel, including those inside (collapsed) rows."""
+    for panel in panels:
+        yield panel
+        yield from _panels(panel.get("panels", []))
+
+
+def _queries() -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every panel target and every templating variable."""
+    dashboard = _dashboard()
+    for panel in _panels(dashboard["panels"]):
+        for target in panel.get("targets", []):
+            yield f"panel {panel['title']!r}", target["expr"]
+    for variable in dashboard["templating"]["list"]:
+        query = variable["query"]
+        yield f"variable ${variable['name']}", query["query"] if isinstance(query, dict) else query
+
+
+def _scraped() -> set[str]:
+    return set().union(*_families().values())
+
+
+def _families() -> dict[str, set[str]]:
+    """Each metric family of the daemon's registry → the sample names it is scraped as."""
+    families: dict[str, set[str]] = {}
+    for family in Metrics().registry.collect():
+        suffixes = SUFFIXES[family.type]
+        families[family.name] = {family.name + suffix for suffix in suffixes}
+    return families
+
+
+def test_dashboard_is_an_importable_grafana_dashboard() -> None:
+    dashboard = _dashboard()
+    assert 38 <= dashboard["schemaVersion"] <= 41
+    assert dashboard["uid"] == "f1daemon"
+    assert dashboard["id"] is None, "an exported dashboard carries no instance id"
+    (datasource_input,) = dashboard["__inputs"]
+    assert datasource_input["name"] == "DS_PROMETHEUS"
+    assert datasource_input["type"] == "datasource"
+    assert datasource_input["pluginId"] == "prometheus"
+    panels = list(_panels(dashboard["panels"]))
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels:
+        assert set(panel["gridPos"]) == {"h", "w", "x", "y"}
+        assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24, panel["title"]
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == DATASOURCE, panel["title"]
+        assert panel["targets"], f"panel {panel['title']!r} queries nothing"
+        refs = [target["refId"] for target in panel["targets"]]
+        assert len(refs) == len(set(refs)), panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == DATASOURCE, panel["title"]
+    for variable in dashboard["templating"]["list"]:
+        assert variable["datasource"] == DATASOURCE, variable["name"]
+
+
+@pytest.mark.parametrize(
+    ("where", "query"), [pytest.param(where, query, id=where) for where, query in _queries()]
+)
+def test_query_is_balanced(where: str, query: str) -> None:
+    # A cheap syntax check: brackets, braces and parentheses pair up, quotes close.
+    pairs = {")": "(", "]": "[", "}": "{"}
+    stack: list[str] = []
+    in_string = False
+    for char in query:
+        if char == '"':
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif char in "([{":
+            stack.append(char)
+        elif char in pairs:
+            opened = stack.pop() if stack else None
+            assert opened == pairs[char], f"{where}: unbalanced {char!r}"
+    assert not stack, f"{where}: unclosed {stack}"
+    assert not in_string, f"{where}: unclosed string"
+
+
+def test_every_queried_metric_exists() -> None:
+    scraped = _scraped()
+    unknown = {
+        f"{where}: {name}"
+        for where, query in _queries()
+        for name in METRIC_NAME.findall(query)
+        if name not in scraped
+    }
+    assert not unknown, f"metrics the daemon does not export: {sorted(unknown)}"
+
+
+def test_every_metric_is_on_a_panel() -> None:
+    shown: set[str] = set()
+    for panel in _panels(_dashboard()["panels"]):
+        for target in panel.get("targets", []):
+            shown.update(METRIC_NAME.findall(target["expr"]))
+    missing = sorted(family for family, names in _families().items() if not names & shown)
+    assert not missing, f"metrics on no panel of {DASHBOARD.name}: {missing}"
+
+
+def test_histograms_are_shown_as_quantiles() -> None:
+    histograms = {
+        family.name for family in Metrics().registry.collect() if family.type == "histogram"
+    }
+    queries = [query for _, query in _queries()]
+    for histogram in histograms:
+        pattern = rf"histogram_quantile\(0\.99, .*{histogram}_bucket"
+        assert any(re.search(pattern, query, re.DOTALL) for query in queries), histogram
+
+
+def test_alert_rules_query_existing_metrics() -> None:
+    text = ALERTS.read_text(encoding="utf-8")
+    queried = set(METRIC_NAME.findall(text))
+    assert queried, f"no f1daemon metric in {ALERTS.name}"
+    unknown = sorted(queried - _scraped())
+    assert not unknown, f"{ALERTS.name} queries metrics the daemon does not export: {unknown}"

@@ -1,0 +1,203 @@
+"""Invariants of the QA rules and report, over generated events.
+
+Events are built through the pydantic models (so they are events the log could hold),
+with values well outside what a feed sends: huge numbers, NaN, unequal telemetry
+columns, repeated keys.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from f1daemon.domain.events import (
+    Event,
+    LapCompleted,
+    LapDeleted,
+    PitStop,
+    SessionStateChanged,
+    TelemetryBatch,
+    WeatherObserved,
+)
+from f1daemon.qa import RULES, QASettings, SessionRecords, check_session, outcomes
+
+SESSION = "2024-01-01_Test_Grand_Prix/2024-01-01_Race"
+
+# Small ranges make repeated keys (same car, lap, time) likely; the wide ones test limits.
+# (Hypothesis picks each alternative of `one_of` about as often: the small one twice.)
+drivers = st.one_of(st.integers(1, 2), st.integers(1, 2), st.integers())
+lap_numbers = st.one_of(st.integers(1, 4), st.integers(1, 4), st.integers(min_value=1))
+times_ms = st.one_of(st.integers(0, 20_000), st.integers())
+lap_times = st.one_of(st.none(), st.integers(85_000, 95_000), st.integers())
+sectors = st.one_of(st.none(), st.integers(20_000, 40_000), st.integers())
+utcs = st.one_of(st.none(), st.datetimes(timezones=st.one_of(st.none(), st.just(UTC))))
+statuses = st.lists(
+    st.one_of(st.sampled_from(["1", "2", "4", "5", "6", "7"]), st.text(max_size=2)), max_size=3
+).map(tuple)
+temperatures = st.one_of(st.none(), st.floats(-20, 80), st.floats())
+channel_values = st.lists(st.one_of(st.none(), st.integers(-5, 20_000), st.integers()), max_size=6)
+
+laps = st.builds(
+    LapCompleted,
+    session=st.just(SESSION),
+    session_time_ms=times_ms,
+    utc=utcs,
+    driver=drivers,
+    lap=lap_numbers,
+    lap_time_ms=lap_times,
+    sector1_ms=sectors,
+    sector2_ms=sectors,
+    sector3_ms=sectors,
+    pit_in=st.booleans(),
+    pit_out=st.booleans(),
+    compound=st.none(),
+    stint=st.none(),
+    track_statuses=statuses,
+    deleted=st.booleans(),
+)
+lap_deletions = st.builds(
+    LapDeleted,
+    session=st.just(SESSION),
+    session_time_ms=times_ms,
+    utc=utcs,
+    driver=drivers,
+    lap=st.one_of(st.none(), lap_numbers),
+    lap_time_ms=lap_times,
+    reinstated=st.booleans(),
+    reason=st.sampled_from(["DELETED - TRACK LIMITS", "REINSTATED"]),
+)
+pit_stops = st.builds(
+    PitStop,
+    session=st.just(SESSION),
+    session_time_ms=times_ms,
+    utc=utcs,
+    driver=drivers,
+    stop=st.integers(1, 3),
+    in_lap=st.one_of(st.none(), lap_numbers),
+    out_lap=st.one_of(st.none(), lap_numbers),
+    pit_exit_time_ms=st.none(),
+    pit_lane_ms=st.none(),
+)
+weather = st.builds(
+    WeatherObserved,
+    session=st.just(SESSION),
+    session_time_ms=times_ms,
+    utc=utcs,
+    air_temp_c=temperatures,
+    track_temp_c=temperatures,
+    humidity_pct=temperatures,
+    pressure_mbar=st.none(),
+    rainfall=st.none(),
+    wind_direction_deg=st.none(),
+    wind_speed_ms=st.none(),
+)
+telemetry = st.builds(
+    TelemetryBatch,
+    session=st.just(SESSION),
+    session_time_ms=times_ms,
+    utc=utcs,
+    utc_ms=st.lists(times_ms, max_size=6).map(tuple),
+    driver=st.lists(drivers, max_size=6).map(tuple),
+    rpm=channel_values.map(tuple),
+    speed=channel_values.map(tuple),
+    gear=channel_values.map(tuple),
+    throttle=channel_values.map(tuple),
+    brake=channel_values.map(tuple),
+    drs=channel_values.map(tuple),
+)
+session_states = st.builds(
+    SessionStateChanged,
+    session=st.just(SESSION),
+    session_time_ms=times_ms,
+    utc=utcs,
+    state=st.sampled_from(["PRE_SESSION", "ACTIVE", "POST_SESSION", "COMPLETED"]),
+    feed_status=st.just("Started"),
+)
+events = st.lists(
+    st.one_of(laps, lap_deletions, pit_stops, weather, telemetry, session_states), max_size=40
+)
+# Small windows so that the anomaly detector scores the few laps generated.
+qa_settings = st.builds(
+    QASettings,
+    telemetry_interval_ms=st.integers(0, 10_000),
+    anomaly_window=st.integers(2, 8),
+    anomaly_min_samples=st.just(2),
+)
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(events=events, chosen=qa_settings)
+def test_every_rule_runs_on_any_events_and_reports_only_checked_records(
+    events: list[Event], chosen: QASettings
+) -> None:
+    records = SessionRecords.of(events)
+    checked = records.records()
+    for rule in RULES:
+        for finding in rule.check(records, chosen):  # never raises
+            assert finding.rule == rule.name
+            assert finding.severity == ("blocking" if rule.blocking else "flag")
+            assert finding.record in checked
+            assert finding.reason
+
+
+@SETTINGS
+@given(events=events, chosen=qa_settings)
+def test_every_checked_record_ends_in_exactly_one_outcome(
+    events: list[Event], chosen: QASettings
+) -> None:
+    findings, report = check_session(events, settings=chosen)
+    checked = SessionRecords.of(events).records()
+    blocked = {f.record for f in findings if f.severity == "blocking"}
+    found = {f.record for f in findings}
+    # Recounted independently of the report's own bookkeeping.
+    assert report.records_checked == len(checked)
+    assert report.quarantined == len(blocked)
+    assert report.flagged == len(found - blocked)
+    assert report.passed == len(checked - found)
+    assert report.passed + report.flagged + report.quarantined == report.records_checked
+    verdicts = outcomes(checked, findings)
+    assert set(verdicts) == checked
+    assert {r for r, v in verdicts.items() if v == "quarantined"} == blocked
+    assert sum(r.findings for r in report.rules) == len(findings)
+    if checked:
+        usable = report.passed + report.flagged
+        assert report.quality_score == usable / report.records_checked
+    else:
+        assert report.quality_score == 1.0
+    assert 0.0 <= report.quality_score <= 1.0
+
+
+@SETTINGS
+@given(events=events, chosen=qa_settings)
+def test_the_report_is_deterministic(events: list[Event], chosen: QASettings) -> None:
+    first = check_session(events, settings=chosen)
+    second = check_session(list(events), settings=chosen)
+    assert first == second
+    assert first[1].to_json() == second[1].to_json()
+    assert first[1].to_table() == second[1].to_table()
+
+
+ORDER_INDEPENDENT = [rule for rule in RULES if not rule.depends_on_order]
+
+
+@SETTINGS
+# Laps alone as well: many laps of few cars make the cross-lap rules' cases likely.
+@given(data=st.data(), events=st.one_of(events, st.lists(laps, max_size=20)), chosen=qa_settings)
+def test_order_independent_rules_do_not_depend_on_the_order_of_events(
+    data: st.DataObject, events: list[Event], chosen: QASettings
+) -> None:
+    expected = check_session(events, rules=ORDER_INDEPENDENT, settings=chosen)
+    # Reversed: surely another order (a drawn permutation shrinks towards the identity).
+    for order in (events[::-1], data.draw(st.permutations(events))):
+        assert check_session(order, rules=ORDER_INDEPENDENT, settings=chosen) == expected
+
+
+def test_only_the_arrival_order_rule_depends_on_order() -> None:
+    # If another rule started to depend on order, it must say so (and leave the test above).
+    assert [rule.name for rule in RULES if rule.depends_on_order] == [
+        "temporal.telemetry_backwards"
+    ]
