@@ -47,7 +47,7 @@ class Metrics:
         )
         self.errors = Counter(
             "f1daemon_errors",
-            "Failures, by component (a source's name, writer, control) and kind.",
+            "Failures, by component (a source's name, writer, deriver, state-lane) and kind.",
             ["component", "kind"],
             registry=r,
         )
@@ -58,7 +58,7 @@ class Metrics:
             registry=r,
         )
         self.anomalies = Counter(
-            "f1daemon_anomalies", "Anomalies detected, by kind.", ["kind"], registry=r
+            "f1daemon_anomalies", "Anomalies the QA rules found, by rule.", ["rule"], registry=r
         )
         self.ingestion_duration = Histogram(
             "f1daemon_ingestion_duration_seconds",
@@ -82,7 +82,7 @@ class Metrics:
         )
         self.quality_score = Gauge(
             "f1daemon_quality_score",
-            "Share of a session's facts that decoded and passed the checks (0-1).",
+            "QA quality score of a session's derived records (0-1).",
             ["session"],
             registry=r,
         )
@@ -117,7 +117,7 @@ class Metrics:
         )
         self.feed_lag = Gauge(
             "f1daemon_feed_lag_seconds",
-            "How far the last logged message of a source is behind the feed's clock.",
+            "How far behind its feed a source is: its last batch's arrival to durable append.",
             ["source"],
             registry=r,
         )

@@ -190,3 +190,33 @@ def test_replay_into_another_store_gives_the_same_data(
     assert laps(postgres_url, capsys) == laps(source, capsys)
     with EventLog(parse_store_url(postgres_url)) as target:
         assert len(list(target.facts(SESSION))) == 24_237  # copied once, however often
+
+
+def test_a_rollback_outlives_a_restarted_daemon(
+    tmp_path: Path, testdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon derives a session only when it has new facts: re-sending what is logged
+    (a restarted replay) must not record a run, which would undo a rollback."""
+    from f1daemon.store.derivation import derive_if_changed
+
+    store = f"sqlite:///{tmp_path / 'events.db'}"
+    folder = testdata / "livetiming" / BAKU
+    assert run(["ingest", str(folder / "TimingData.jsonStream"), "--store", store], capsys)[0] == 0
+    assert run(["tag", "v1", "--store", store], capsys)[0] == 0
+    assert run(["ingest", str(folder), "--store", store], capsys)[0] == 0
+    assert run(["rollback", "v1", "--store", store], capsys)[0] == 0
+    with EventLog(parse_store_url(store)) as log:
+        assert log.current_run(SESSION) == 1
+        assert derive_if_changed(log, SESSION) is None  # nothing new: nothing recorded
+        assert log.current_run(SESSION) == 1
+    # A new fact is worth a run.
+    assert run(["ingest", str(folder / "TimingData.jsonStream"), "--store", store], capsys)[0] == 0
+    extra = tmp_path / "Heartbeat.jsonStream"
+    extra.write_text('00:00:01.000{"Utc": "2018-04-29T11:00:00Z"}\n', encoding="utf-8")
+    with EventLog(parse_store_url(store)) as log:
+        from f1daemon.sources.archive import read_facts, topic_files
+
+        log.append_facts(read_facts(SESSION, topic_files(extra)))
+        completed = derive_if_changed(log, SESSION)
+        assert completed is not None
+        assert log.current_run(SESSION) == completed.run == 3

@@ -50,6 +50,7 @@ from f1daemon.control.server import ControlLimits, ControlServer
 from f1daemon.daemon.lifecycle import SessionLifecycle, SessionState
 from f1daemon.daemon.sources import (
     Feed,
+    LoadedData,
     SourceRuntime,
     SourceStalledError,
     load_recording,
@@ -69,8 +70,9 @@ from f1daemon.errors import UserError
 from f1daemon.feed.pipeline import PIPELINE_VERSION
 from f1daemon.logs import set_level
 from f1daemon.metrics import BREAKER_STATES, Metrics
+from f1daemon.qa import Finding, QAReport, check_session
 from f1daemon.sdnotify import Notifier
-from f1daemon.store.derivation import derive_session, verify_run
+from f1daemon.store.derivation import current_events, derive_if_changed, verify_run
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import StoreURL, parse_store_url
 from f1daemon.store.writer import StoreWriter
@@ -96,6 +98,7 @@ class _SessionTrack:
     next_derive: float = 0.0
     derivations: int = 0
     last_quality: float | None = None
+    anomalies: dict[str, int] = field(default_factory=dict)  # by rule, as last checked
 
 
 @dataclass
@@ -274,7 +277,14 @@ class Daemon:
         else:
             path = _running(settings.path, "a recording source's path")
             load = functools.partial(load_recording, path, settings.session)
-        return replay_feed(load, stall_timeout=stall, on_session=self._session_seen)
+        duration = self.metrics.ingestion_duration.labels(settings.name)
+
+        def timed_load() -> LoadedData:
+            with duration.time():  # reading and framing the source's messages
+                loaded: LoadedData = load()
+            return loaded
+
+        return replay_feed(timed_load, stall_timeout=stall, on_session=self._session_seen)
 
     async def _start_source(self, settings: SourceSettings, feed: Feed) -> None:
         nursery = _running(self._nursery, "the daemon's nursery")
@@ -531,17 +541,28 @@ class Daemon:
         track.next_derive = trio.current_time() + interval
         began = time.perf_counter()
         try:
-            completed = await self._state_call(lambda event_log: derive_session(event_log, session))
+            checked = await self._state_call(
+                lambda event_log: _derive_and_check(event_log, session)
+            )
         except Exception as error:
             track.dirty = True
             self.metrics.errors.labels("deriver", type(error).__name__).inc()
             log.exception("deriving %s failed", session)
             return
+        if checked is None:
+            return  # nothing new since the latest run
         self.metrics.validation_duration.observe(time.perf_counter() - began)
         track.derivations += 1
-        if completed.facts:
-            track.last_quality = 1 - completed.undecodable / completed.facts
-            self.metrics.quality_score.labels(session).set(track.last_quality)
+        findings, report = checked
+        track.last_quality = report.quality_score
+        self.metrics.quality_score.labels(session).set(report.quality_score)
+        anomalies = Counter(f.rule for f in findings if f.rule.startswith("anomaly."))
+        for rule, count in anomalies.items():
+            # A derivation checks the whole session again: count only what is new.
+            new = count - track.anomalies.get(rule, 0)
+            if new > 0:
+                self.metrics.anomalies.labels(rule).inc(new)
+            track.anomalies[rule] = count
 
     async def _finish_session(self, session: str, track: _SessionTrack) -> None:
         """POST_SESSION: derive and verify one last time, then the session is COMPLETED."""
@@ -822,10 +843,15 @@ class Daemon:
         m = self.metrics
         last_status = ""
         ticks = 0
+        writer_failures = 0
         while True:
             if self.writer is not None:
                 m.mailbox_depth.labels("writer").set(self.writer.mailbox_depth())
                 m.writer_healthy.set(1 if self.writer.health.healthy else 0)
+                failures = self.writer.health.failures
+                if failures > writer_failures:
+                    m.errors.labels("writer", "append").inc(failures - writer_failures)
+                    writer_failures = failures
             running = 0
             for name, runtime in self.sources.items():
                 m.breaker_state.labels(name).set(BREAKER_STATES[runtime.breaker.state.value])
@@ -861,6 +887,14 @@ class Daemon:
             f"{self.status.state}: {running}/{len(self.sources)} sources running, "
             f"{facts} facts logged, store {health}"
         )
+
+
+def _derive_and_check(event_log: EventLog, session: str) -> tuple[list[Finding], QAReport] | None:
+    """Derive a session if it changed, then run the QA rules over its derived events."""
+    if derive_if_changed(event_log, session) is None:
+        return None
+    findings, report = check_session(current_events(event_log, session), session=session)
+    return list(findings), report
 
 
 def _storage_bytes(store: StoreURL) -> int:

@@ -60,6 +60,22 @@ def derive_session(
     )
 
 
+def derive_if_changed(log: EventLog, session: str) -> DerivationCompleted | None:
+    """Derive a session again only when it has facts its latest run did not read, or the
+    pipeline changed; else None. A run that changes nothing would also undo a rollback
+    (the newest run is current), so a restarted daemon must not record one."""
+    latest = log.latest_derivation(session)
+    if (
+        latest is not None
+        and latest.pipeline_version == PIPELINE_VERSION
+        and latest.until_position is None
+    ):
+        last_fact = max((position for position, _ in log.facts(session)), default=0)
+        if last_fact <= latest.last_fact_position:
+            return None
+    return derive_session(log, session)
+
+
 @dataclass(frozen=True)
 class Verification:
     """What `verify` found for one derivation run: problems fail it, notes do not."""
