@@ -20,6 +20,7 @@ from f1daemon.domain.events import (
     TelemetryShed,
 )
 from f1daemon.store.exports import EXPORTS
+from f1daemon.store.features import FEATURES
 
 HEADER = """# Data schemas
 
@@ -59,6 +60,21 @@ def render() -> str:
         ]
         parts.append(
             f"### `{export.name}`\n\n{export.description} From `{export.event.__name__}`.\n\n"
+            "| column | Arrow type | nullable | meaning |\n|---|---|---|---|\n"
+            + "\n".join(rows)
+            + "\n"
+        )
+    parts.append("## Features\n")
+    parts.append(
+        "The lake's `features/` layer (`f1daemon lake`), computed from the processed tables.\n"
+    )
+    for feature in FEATURES.values():
+        rows = [
+            f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {c.description} |"
+            for c in feature.columns
+        ]
+        parts.append(
+            f"### `features/{feature.name}`\n\n{feature.description}\n\n"
             "| column | Arrow type | nullable | meaning |\n|---|---|---|---|\n"
             + "\n".join(rows)
             + "\n"

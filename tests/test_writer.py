@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import trio.testing
 from f1daemon.domain.events import Fact, MessageReceived
 from f1daemon.store.eventlog import AppendResult, EventLog
 from f1daemon.store.url import parse_store_url
-from f1daemon.store.writer import StoreWriter
+from f1daemon.store.writer import StoreWriter, WriterHealth
 
 SESSION = "2024/Writer_Test"
 
@@ -73,11 +75,28 @@ async def test_every_fact_is_committed_once_before_it_is_acknowledged(
     log.close()
 
 
+async def test_closing_commits_the_requests_still_in_the_mailbox(tmp_path: Path) -> None:
+    log = CountingLog(f"sqlite:///{tmp_path / 'events.db'}")
+    writer = StoreWriter(log)
+    async with trio.open_nursery() as nursery:
+        for sequence in (1, 2, 3):
+            nursery.start_soon(writer.append, [fact("a", sequence)])
+        await trio.testing.wait_all_tasks_blocked()  # all three wait in the mailbox
+        await writer.close()
+        # The writer starts after the close: it takes the three (the channel closed
+        # behind them) in one batch, commits them, and returns.
+        await writer.run()
+    assert sorted(f.sequence for _, f in log.facts(SESSION)) == [1, 2, 3]
+    assert (log.calls, writer.health.batches) == (1, 1)
+    log.close()
+
+
 async def test_a_failing_store_is_retried_with_backoff_and_nothing_is_lost(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     log = CountingLog(f"sqlite:///{tmp_path / 'events.db'}", failures=3)
-    writer = StoreWriter(log)
+    # (The mock clock jumps while the store works on its thread: no stall watch.)
+    writer = StoreWriter(log, stall_after=math.inf)
     acknowledged_at: list[float] = []
 
     async with trio.open_nursery() as nursery:
@@ -99,7 +118,7 @@ async def test_back_pressure_reaches_the_senders_while_the_store_is_down(
 ) -> None:
     log = CountingLog(f"sqlite:///{tmp_path / 'events.db'}", failures=1_000_000)
     # One fact a batch, one request in the mailbox: the other sources must wait.
-    writer = StoreWriter(log, mailbox_size=1, max_batch=1)
+    writer = StoreWriter(log, mailbox_size=1, max_batch=1, stall_after=math.inf)
     acknowledged: list[int] = []
 
     async def source(sequence: int) -> None:
@@ -125,4 +144,82 @@ async def test_back_pressure_reaches_the_senders_while_the_store_is_down(
         await writer.close()
     assert writer.health.healthy
     assert sorted(f.sequence for _, f in log.facts(SESSION)) == [1, 2, 3, 4]
+    log.close()
+
+
+async def test_the_backoff_is_configurable_and_each_change_of_health_is_reported(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    log = CountingLog(f"sqlite:///{tmp_path / 'events.db'}", failures=4)
+    changes: list[str | None] = []
+    writer = StoreWriter(
+        log,
+        retry_initial=0.5,
+        retry_cap=1.0,
+        stall_after=math.inf,
+        on_health_change=lambda health: changes.append(health.last_error),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        start = trio.current_time()
+        await writer.append([fact("a", 1)])
+        # Waits of 0.5 s, then 1 s capped (not 2 and 4): acknowledged 3.5 s in.
+        assert trio.current_time() - start == pytest.approx(3.5)
+        await writer.close()
+    # Four refusals with the same error are one change; the commit is the other.
+    assert changes == ["OSError: [Errno 28] No space left on device", None]
+    assert writer.health.failures == 4
+    assert writer.health.last_success_at is not None
+    log.close()
+
+
+class HeldLog(EventLog):
+    """The real log, whose appends wait until the test lets them through."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(parse_store_url(url))
+        self.let_through = threading.Event()
+
+    def append_facts(self, facts: Sequence[Fact]) -> AppendResult:  # type: ignore[override]
+        self.let_through.wait(timeout=30)
+        return super().append_facts(facts)
+
+
+async def test_an_append_left_unanswered_makes_the_writer_unhealthy_until_it_commits(
+    tmp_path: Path,
+) -> None:
+    log = HeldLog(f"sqlite:///{tmp_path / 'events.db'}")
+    reports: list[tuple[bool, str | None]] = []
+
+    def report(health: WriterHealth) -> None:
+        reports.append((health.healthy, health.last_error))
+
+    writer = StoreWriter(log, stall_after=0.2, on_health_change=report)
+    healthy_since = writer.health.since
+    acknowledged = trio.Event()
+
+    async def source() -> None:
+        await writer.append([fact("a", 1), fact("a", 2)])
+        acknowledged.set()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            nursery.start_soon(source)
+            while writer.health.healthy:  # noqa: ASYNC110  (the watch runs on trio's clock)
+                await trio.sleep(0.05)
+            # No error came back, yet the store is reported as not answering.
+            stalled = "StoreNotAnswering: an append of 2 facts has had no answer for 0.2 s"
+            assert writer.health.last_error == stalled
+            assert (writer.health.stalls, writer.health.failures) == (1, 0)
+            assert writer.health.since > healthy_since
+            assert not acknowledged.is_set()
+            unhealthy_since = writer.health.since
+            log.let_through.set()
+            await acknowledged.wait()
+            await writer.close()
+    assert writer.health.healthy
+    assert writer.health.since > unhealthy_since
+    assert reports == [(False, stalled), (True, None)]
+    assert [f.sequence for _, f in log.facts(SESSION)] == [1, 2]
     log.close()

@@ -5,7 +5,10 @@ Layout: `{root}/{layer}/{source}/{date}/{version}.{parquet,csv,json}` and a mani
 positions the data comes from, the pipeline version, the time it was written.
 
 * `raw/{source}/…` — the facts of every session, per source (`archive`, `recording`);
-* `processed/{kind}/…` — each export kind (laps, stints, …) of every session.
+* `processed/{kind}/…` — each export kind (laps, stints, …) of every session;
+* `features/{name}/…` — aggregates for strategy computed from the processed tables
+  (`stints`: per driver and stint, clean laps, lap-time statistics, degradation; see
+  `f1daemon.store.features`).
 
 `date` is the session's date (from its key; `undated` without one) and every table has
 `session` and `version` columns, so a glob over versions and dates queries them all.
@@ -28,6 +31,7 @@ from f1daemon.domain.events import MessageReceived
 from f1daemon.feed.pipeline import PIPELINE_VERSION
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.exports import EXPORTS, FORMATS, export_table, write_table
+from f1daemon.store.features import FEATURES
 
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 RAW_SCHEMA = pa.schema(
@@ -88,10 +92,15 @@ def write_lake(log: EventLog, root: Path, version: str, at: int | None = None) -
             continue
         events = log.derived_events(session, run)
         read += [c.last_fact_position for _, c in log.derivation_runs(session) if c.run == run]
-        for kind in EXPORTS:
-            table = export_table(kind, events)
-            tables[("processed", kind, date)].append(_tagged(table, session, version))
-            positions[("processed", kind, date)] += read
+        processed = {kind: export_table(kind, events) for kind in EXPORTS}
+        layers = [
+            ("processed", processed),
+            ("features", {name: f.table(processed) for name, f in FEATURES.items()}),
+        ]
+        for layer, by_name in layers:
+            for name, table in by_name.items():
+                tables[(layer, name, date)].append(_tagged(table, session, version))
+                positions[(layer, name, date)] += read
     return [
         _write(root.joinpath(*key), version, pa.concat_tables(parts), positions[key])
         for key, parts in tables.items()
