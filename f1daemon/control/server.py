@@ -28,6 +28,7 @@ OnRequest = Callable[[str, str], None]  # (command, outcome) for metrics
 
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid (struct ucred)
 RECEIVE_CHUNK = 16 * 1024
+REFUSAL_DRAIN_S = 1.0  # how long a refused client's request is waited for
 
 
 @dataclass
@@ -103,11 +104,11 @@ class ControlServer:
             if not allowed:
                 log.warning("control: refused %s", peer, extra={"fields": {"peer": peer}})
                 self._on_request("-", "refused")
-                await self._send(stream, encode_reply(ok=False, error=f"permission denied: {peer}"))
+                await self._refuse(stream, f"permission denied: {peer}")
                 return
             if self._clients >= self.limits.max_clients:
                 self._on_request("-", "busy")
-                await self._send(stream, encode_reply(ok=False, error="too many clients; retry"))
+                await self._refuse(stream, "too many clients; retry")
                 return
             self._clients += 1
             try:
@@ -120,6 +121,19 @@ class ControlServer:
                 self._on_request("-", "dropped")
             finally:
                 self._clients -= 1
+
+    async def _refuse(self, stream: trio.SocketStream, error: str) -> None:
+        """Say why, then take (and drop) the client's first request before closing: closing
+        with its request unread would reset the connection, and the client would see a
+        broken pipe instead of the reason."""
+        await self._send(stream, encode_reply(ok=False, error=error))
+        unread = self.limits.max_line_bytes
+        with trio.move_on_after(REFUSAL_DRAIN_S):
+            while unread > 0:
+                chunk = await stream.receive_some(min(unread, RECEIVE_CHUNK))
+                if not chunk or b"\n" in chunk:
+                    break
+                unread -= len(chunk)
 
     async def _serve_lines(self, stream: trio.SocketStream) -> None:
         buffer = bytearray()
