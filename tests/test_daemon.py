@@ -23,6 +23,7 @@ from f1daemon.domain.events import (
     RecordQuarantined,
     SessionStateChanged,
     SourceStateChanged,
+    TelemetryShed,
 )
 from f1daemon.sdnotify import Notifier
 from f1daemon.store.eventlog import AppendResult, EventLog
@@ -322,3 +323,82 @@ def test_watchdog_is_only_for_our_process() -> None:
     env["WATCHDOG_PID"] = str(os.getpid())
     assert Notifier(env).watchdog_interval == 4.0
     assert Notifier({"WATCHDOG_USEC": "soon"}).watchdog_interval is None
+
+
+class SlowStartDisk(EventLog):
+    """A real log whose disk refuses the first appends (full), then recovers."""
+
+    refusals = 2
+
+    def append_facts(self, facts: Sequence[Fact]) -> AppendResult:  # type: ignore[override]
+        if SlowStartDisk.refusals > 0:
+            SlowStartDisk.refusals -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().append_facts(facts)
+
+
+async def test_telemetry_is_shed_counted_and_recorded_never_silently(tmp_path: Path) -> None:
+    # Real time: the writer's retries run on a worker thread (see the drain test).
+    path = tmp_path / "f1daemon.toml"
+    daemon_config(tmp_path)  # writes the base file
+    path.write_text(
+        path.read_text(encoding="utf-8") + "[writer]\nmailbox_size = 1\n", encoding="utf-8"
+    )
+    config = load_config(path, environ={})
+    settings = SourceSettings.model_construct(
+        name="live", kind="recording", speed=1.0, shed_telemetry=True
+    )
+    sent = {"timing": 0, "telemetry": 0}
+    done = trio.Event()
+
+    def message(n: int, topic: str) -> MessageReceived:
+        sent["telemetry" if topic == "CarData.z" else "timing"] += 1
+        return MessageReceived(
+            session=FAULTY_SESSION,
+            source="live",
+            stream="conn-1",
+            topic=topic,
+            sequence=n,
+            offset_ms=n,
+            payload="{}",
+        )
+
+    async def live(runtime: SourceRuntime, emit: Emit) -> None:
+        runtime.expect_progress(60, 10)
+        async with trio.open_nursery() as frames:
+            # Timing waits for the log (the store refuses it for a while) ...
+            frames.start_soon(emit, runtime, [message(1, "TimingData")], trio.current_time())
+            await trio.sleep(0.3)  # ... which has failed by now
+            # ... while telemetry keeps arriving and is shed instead of waiting.
+            for n in range(2, 22):
+                await emit(runtime, [message(n, "CarData.z")], trio.current_time())
+        # The store is back: everything is logged again, and the gap is recorded.
+        await emit(runtime, [message(22, "CarData.z")], trio.current_time())
+        done.set()
+
+    SlowStartDisk.refusals = 2
+    daemon = Daemon(
+        config, extra_sources=[(settings, live)], notifier=TimedNotifier(), open_log=SlowStartDisk
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.run)
+        with trio.fail_after(30):
+            await done.wait()
+        daemon.request_shutdown()
+
+    with EventLog(parse_store_url(config.store_url)) as log:
+        logged = [f for _, f in log.facts(FAULTY_SESSION)]
+        shed_events = [
+            e for e in log.stream_events("source-states") if isinstance(e, TelemetryShed)
+        ]
+    shed = daemon.metrics.registry.get_sample_value(
+        "f1daemon_telemetry_shed_total", {"source": "live"}
+    )
+    assert shed is not None
+    assert shed >= 1
+    # Timing is never shed; every telemetry message is either logged or counted as shed.
+    assert sum(1 for f in logged if f.topic == "TimingData") == sent["timing"]
+    telemetry_logged = sum(1 for f in logged if f.topic == "CarData.z")
+    assert telemetry_logged + shed == sent["telemetry"]
+    assert sum(e.count for e in shed_events) == shed
+    assert {e.topic for e in shed_events} == {"CarData.z"}

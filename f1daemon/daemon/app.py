@@ -397,8 +397,8 @@ class Daemon:
         runtime.deadline = math.inf  # waiting for the writer is not a stalled source
         if to_log:
             await writer.append(to_log)
-        if runtime.settings.shed_telemetry:
-            await self._flush_shedding(runtime.name)
+        if runtime.settings.shed_telemetry and len(to_log) == len(facts):
+            await self._flush_shedding(runtime.name)  # logging everything again: record the gap
         now = trio.current_time()
         runtime.position += len(facts)
         self._count(runtime.name, to_log, now - arrived)
@@ -407,10 +407,10 @@ class Daemon:
     def _shed(
         self, runtime: SourceRuntime, facts: Sequence[Fact], writer: StoreWriter
     ) -> Sequence[Fact]:
-        """Drop telemetry (counted, recorded) while the writer's mailbox is full."""
-        if (
-            not runtime.settings.shed_telemetry
-            or writer.mailbox_depth() < self.config.writer.mailbox_size
+        """Drop telemetry (counted, recorded) while the store fails or the writer's mailbox
+        is full: a live connection cannot wait for the log without losing its place."""
+        if not runtime.settings.shed_telemetry or (
+            writer.health.healthy and writer.mailbox_depth() < self.config.writer.mailbox_size
         ):
             return facts
         kept: list[Fact] = []
