@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -154,7 +155,7 @@ class Config(_Section):
     writer: WriterSettings = WriterSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     session: SessionSettings = SessionSettings()
-    sources: tuple[Annotated[SourceSettings, Field()], ...] = ()
+    sources: tuple[SourceSettings, ...] = ()
 
     @field_validator("sources")
     @classmethod
@@ -231,19 +232,15 @@ def parse_source_spec(spec: str, index: int = 0) -> dict[str, Any]:
 def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     if STORE_ENV_VAR in environ and not data.get("daemon", {}).get("store"):
         data.setdefault("daemon", {})["store"] = environ[STORE_ENV_VAR]
-    for section, model in (
-        ("daemon", DaemonSettings),
-        ("control", ControlSettings),
-        ("metrics", MetricsSettings),
-        ("writer", WriterSettings),
-        ("supervision", SupervisionSettings),
-        ("session", SessionSettings),
-    ):
-        for setting, info in model.model_fields.items():
+    for section, info in Config.model_fields.items():
+        model = info.annotation
+        if not (isinstance(model, type) and issubclass(model, _Section)):
+            continue  # [[sources]] are configured in the file or with --source
+        for setting, field in model.model_fields.items():
             name = f"{ENV_PREFIX}{section}_{setting}".upper()
             if name in environ:
                 value: Any = environ[name]
-                if "tuple" in str(info.annotation):
+                if typing.get_origin(field.annotation) is tuple:
                     value = value.replace(",", " ").split()
                 elif setting == "mode":
                     value = _octal(name, value)

@@ -31,7 +31,6 @@ class Notifier:
         elif address:
             self._address = address
         self.watchdog_interval = _watchdog_interval(environ)
-        self.sent: list[str] = []  # for `status` and tests: what was sent, newest last
 
     @property
     def enabled(self) -> bool:
@@ -40,8 +39,6 @@ class Notifier:
     def notify(self, *fields: str) -> None:
         """Send one datagram of `KEY=VALUE` lines; failures are logged, never raised."""
         message = "\n".join(fields)
-        self.sent.append(message)
-        del self.sent[:-20]
         if self._address is None:
             return
         try:

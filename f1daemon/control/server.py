@@ -140,29 +140,23 @@ class ControlServer:
         limit = self.limits.max_line_bytes
         while True:
             newline = buffer.find(b"\n")
-            if newline < 0:
-                if len(buffer) > limit:
-                    self._on_request("-", "oversized")
-                    error = f"request line longer than {limit} bytes; closing"
-                    await self._send(stream, encode_reply(ok=False, error=error))
-                    return
+            if newline < 0 and len(buffer) <= limit:
                 with trio.move_on_after(self.limits.client_timeout_s) as idle:
                     chunk = await stream.receive_some(RECEIVE_CHUNK)
                 if idle.cancelled_caught or not chunk:
                     return  # silent too long, or closed by the client
                 buffer += chunk
                 continue
-            line = bytes(buffer[:newline]).strip()
-            del buffer[: newline + 1]
-            if len(line) > limit:
+            # A whole line, or more than a line's worth without one: too long.
+            line = bytes(buffer[:newline]).strip() if newline >= 0 else b""
+            if newline < 0 or len(line) > limit:
                 self._on_request("-", "oversized")
                 error = f"request line longer than {limit} bytes; closing"
                 await self._send(stream, encode_reply(ok=False, error=error))
                 return
-            if line:
-                reply = await self._reply(line)
-                if not await self._send(stream, reply):
-                    return
+            del buffer[: newline + 1]
+            if line and not await self._send(stream, await self._reply(line)):
+                return
 
     async def _reply(self, line: bytes) -> bytes:
         try:

@@ -19,6 +19,7 @@ The trio program of the design card:
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
 import os
@@ -26,11 +27,11 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 import psycopg
@@ -75,7 +76,7 @@ from f1daemon.sdnotify import Notifier
 from f1daemon.store.derivation import current_events, derive_if_changed, verify_run
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import StoreURL, parse_store_url
-from f1daemon.store.writer import StoreWriter
+from f1daemon.store.writer import StoreWriter, WriterHealth
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -96,8 +97,6 @@ class _SessionTrack:
     lifecycle: SessionLifecycle
     dirty: bool = False
     next_derive: float = 0.0
-    derivations: int = 0
-    last_quality: float | None = None
     anomalies: dict[str, int] = field(default_factory=dict)  # by rule, as last checked
 
 
@@ -112,17 +111,6 @@ class _Shedding:
     count: int = 0
 
 
-@dataclass
-class DaemonStatus:
-    started_at: float = field(default_factory=time.time)
-    state: str = "starting"
-
-
-async def _now(value: T) -> T:
-    """A control answer that is ready at once, as an awaitable like the others."""
-    return value
-
-
 def _running(value: T | None, what: str) -> T:
     """A part of the daemon that exists only while it runs (for the type checker too)."""
     if value is None:
@@ -130,11 +118,11 @@ def _running(value: T | None, what: str) -> T:
     return value
 
 
-def _single(error: BaseExceptionGroup[BaseException]) -> BaseException:
+def _single(error: BaseException) -> BaseException:
     # A nursery wraps its child's exception in a group; a supervisor reports the
     # underlying error, so unwrap a group of one.
     while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]  # type: ignore[assignment]
+        error = error.exceptions[0]
     return error
 
 
@@ -157,7 +145,8 @@ class Daemon:
         self._cli_sources = cli_sources
         self.notifier = notifier or Notifier()
         self.metrics = Metrics()
-        self.status = DaemonStatus()
+        self.state = "starting"  # running, stopping
+        self.started_at = time.time()
         self._extra_sources = list(extra_sources)  # sources built by the caller (tests)
         self._rng = rng
         self._open_log = open_log
@@ -195,6 +184,7 @@ class Daemon:
             event_log,
             mailbox_size=self.config.writer.mailbox_size,
             max_batch=self.config.writer.max_batch,
+            on_health_change=self._writer_health_changed,
         )
         drained = True
         async with trio.open_nursery() as nursery:
@@ -208,7 +198,7 @@ class Daemon:
             await nursery.start(self.control.serve)
             for settings, feed in self._configured_feeds():
                 await self._start_source(settings, feed)
-            self.status.state = "running"
+            self.state = "running"
             self.notifier.ready(self._status_line())
             log.info(
                 "f1daemon %s ready",
@@ -221,6 +211,17 @@ class Daemon:
             background.cancel()
             nursery.cancel_scope.cancel()
         return EXIT_OK if drained else EXIT_FAILED
+
+    def _writer_health_changed(self, health: WriterHealth) -> None:
+        self.metrics.writer_healthy.set(1 if health.healthy else 0)
+        if health.healthy:
+            log.info("store accepts appends again", extra={"fields": {"facts": health.facts}})
+        else:
+            log.warning(
+                "store refuses appends: %s",
+                health.last_error,
+                extra={"fields": {"error": health.last_error, "failures": health.failures}},
+            )
 
     async def _run_writer(self, writer: StoreWriter, done: trio.Event) -> None:
         try:
@@ -243,7 +244,7 @@ class Daemon:
     async def _drain(self, writer: StoreWriter, writer_done: trio.Event) -> bool:
         """Stop the sources, commit what they handed over, derive, within the deadline."""
         deadline = self.config.daemon.shutdown_deadline_s
-        self.status.state = "stopping"
+        self.state = "stopping"
         self.notifier.stopping(f"draining (deadline {deadline:g} s)")
         log.info("shutting down", extra={"fields": {"deadline_s": deadline}})
         with trio.move_on_after(deadline) as scope:
@@ -271,7 +272,7 @@ class Daemon:
 
     def _feed_for(self, settings: SourceSettings) -> Feed:
         stall = self.config.supervision.stall_timeout_s
-        load: Callable[[], Any]
+        load: Callable[[], LoadedData]
         if settings.kind == "simulator":
             load = functools.partial(load_simulation, settings, self.config.daemon.state_dir)
         else:
@@ -281,8 +282,7 @@ class Daemon:
 
         def timed_load() -> LoadedData:
             with duration.time():  # reading and framing the source's messages
-                loaded: LoadedData = load()
-            return loaded
+                return load()
 
         return replay_feed(timed_load, stall_timeout=stall, on_session=self._session_seen)
 
@@ -294,7 +294,6 @@ class Daemon:
             CircuitBreaker(
                 failure_threshold=supervision.breaker_failures,
                 reset_timeout=supervision.breaker_reset_s,
-                on_change=lambda old, new: self._breaker_changed(settings.name, new.value),
             ),
         )
         self.sources[settings.name] = runtime
@@ -385,9 +384,6 @@ class Daemon:
             at=datetime.now(UTC),
         )
         self._queue_state(SOURCE_STATES_STREAM, event)
-
-    def _breaker_changed(self, name: str, state: str) -> None:
-        self.metrics.breaker_state.labels(name).set(BREAKER_STATES[state])
 
     async def _emit(self, runtime: SourceRuntime, facts: Sequence[Fact], arrived: float) -> None:
         """Log a source's facts; returns once they are durable (the acknowledgement)."""
@@ -552,9 +548,7 @@ class Daemon:
         if checked is None:
             return  # nothing new since the latest run
         self.metrics.validation_duration.observe(time.perf_counter() - began)
-        track.derivations += 1
         findings, report = checked
-        track.last_quality = report.quality_score
         self.metrics.quality_score.labels(session).set(report.quality_score)
         anomalies = Counter(f.rule for f in findings if f.rule.startswith("anomaly."))
         for rule, count in anomalies.items():
@@ -651,47 +645,49 @@ class Daemon:
     async def handle(self, request: Request) -> object:
         """Answer one control request (ProtocolError for an error reply)."""
         args = request.args
-        answers: dict[str, Callable[[], Awaitable[object]]] = {
-            "status": lambda: _now(self._status()),
-            "health": lambda: _now(self._health()),
-            "sources": lambda: _now([self._source_info(r) for r in self.sources.values()]),
-            "pause": lambda: _now(self._pause_resume("pause", args[0])),
-            "resume": lambda: _now(self._pause_resume("resume", args[0])),
-            "session": lambda: _now(self._session_command(args)),
+        answers: dict[str, Callable[[], object]] = {
+            "status": self._status,
+            "health": self._health,
+            "sources": lambda: [self._source_info(r) for r in self.sources.values()],
+            "pause": lambda: self._pause_resume("pause", args[0]),
+            "resume": lambda: self._pause_resume("resume", args[0]),
+            "session": lambda: self._session_command(args),
             "tag": lambda: self._tag(args[0], args[1] if len(args) > 1 else ""),
-            "metrics": lambda: _now(self.metrics.exposition().decode()),
+            "metrics": lambda: self.metrics.exposition().decode(),
             "reload": self.reload,
-            "shutdown": lambda: _now(self._shutdown_command()),
+            "shutdown": self._shutdown_command,
         }
         answer = answers.get(request.command)
         if answer is None:  # parse_request lets only known commands through
             raise ProtocolError(f"unknown command {request.command!r}")
-        return await answer()
+        result = answer()
+        return await result if inspect.isawaitable(result) else result
 
     def _shutdown_command(self) -> dict[str, object]:
         self.request_shutdown()
         return {"shutting_down": True, "deadline_s": self.config.daemon.shutdown_deadline_s}
 
     def _status(self) -> dict[str, object]:
-        writer = self.writer
+        event_log = _running(self.log, "event log")
         return {
             "version": __version__,
             "pipeline_version": PIPELINE_VERSION,
             "pid": os.getpid(),
-            "state": self.status.state,
-            "uptime_s": round(time.time() - self.status.started_at, 3),
-            "store": self.log.store.redacted if self.log else None,
-            "facts_logged": writer.health.facts if writer else 0,
+            "state": self.state,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "store": event_log.store.redacted,
+            "facts_logged": _running(self.writer, "writer").health.facts,
             "sources": {name: r.state for name, r in self.sources.items()},
             "sessions": {key: t.lifecycle.state.value for key, t in self.sessions.items()},
             "metrics_port": self.metrics_port,
         }
 
     def _health(self) -> dict[str, object]:
+        writer = _running(self.writer, "writer")
+        health = writer.health
         problems: list[str] = []
-        writer = self.writer
-        if writer is not None and not writer.health.healthy:
-            problems.append(f"store refuses appends: {writer.health.last_error}")
+        if not health.healthy:
+            problems.append(f"store refuses appends: {health.last_error}")
         for runtime in self.sources.values():
             if runtime.state in ("backing-off", "circuit-open"):
                 problems.append(f"source {runtime.name} {runtime.state}: {runtime.last_error}")
@@ -699,12 +695,15 @@ class Daemon:
             "healthy": not problems,
             "problems": problems,
             "writer": {
-                "healthy": writer.health.healthy if writer else False,
-                "batches": writer.health.batches if writer else 0,
-                "facts": writer.health.facts if writer else 0,
-                "failures": writer.health.failures if writer else 0,
-                "last_error": writer.health.last_error if writer else None,
-                "mailbox_depth": writer.mailbox_depth() if writer else 0,
+                "healthy": health.healthy,
+                "since": health.since,
+                "last_success_at": health.last_success_at,
+                "batches": health.batches,
+                "facts": health.facts,
+                "failures": health.failures,
+                "stalls": health.stalls,
+                "last_error": health.last_error,
+                "mailbox_depth": writer.mailbox_depth(),
             },
             "watchdog_s": self.notifier.watchdog_interval,
         }
@@ -847,7 +846,6 @@ class Daemon:
         while True:
             if self.writer is not None:
                 m.mailbox_depth.labels("writer").set(self.writer.mailbox_depth())
-                m.writer_healthy.set(1 if self.writer.health.healthy else 0)
                 failures = self.writer.health.failures
                 if failures > writer_failures:
                     m.errors.labels("writer", "append").inc(failures - writer_failures)
@@ -879,12 +877,11 @@ class Daemon:
         self.metrics.storage_bytes.set(size)
 
     def _status_line(self) -> str:
-        writer = self.writer
-        facts = writer.health.facts if writer else 0
-        health = "ok" if writer is None or writer.health.healthy else "STORE FAILING"
+        health = "ok" if self.writer is None or self.writer.health.healthy else "STORE FAILING"
+        facts = self.writer.health.facts if self.writer else 0
         running = sum(r.state == "running" for r in self.sources.values())
         return (
-            f"{self.status.state}: {running}/{len(self.sources)} sources running, "
+            f"{self.state}: {running}/{len(self.sources)} sources running, "
             f"{facts} facts logged, store {health}"
         )
 
@@ -893,8 +890,7 @@ def _derive_and_check(event_log: EventLog, session: str) -> tuple[list[Finding],
     """Derive a session if it changed, then run the QA rules over its derived events."""
     if derive_if_changed(event_log, session) is None:
         return None
-    findings, report = check_session(current_events(event_log, session), session=session)
-    return list(findings), report
+    return check_session(current_events(event_log, session), session=session)
 
 
 def _storage_bytes(store: StoreURL) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 
+from f1daemon.feed.session_status import STATE_OF_FEED_STATUS
+
 
 class SessionState(enum.StrEnum):
     PRE_SESSION = "PRE_SESSION"
@@ -21,16 +23,18 @@ class SessionState(enum.StrEnum):
 
 ORDER = list(SessionState)
 
-# What the feed's SessionStatus means for the lifecycle. Aborted is a red flag: the
-# session is suspended, not over, so it stays ACTIVE.
-FEED_STATUS = {
-    "Inactive": SessionState.PRE_SESSION,
-    "Started": SessionState.ACTIVE,
-    "Aborted": SessionState.ACTIVE,
-    "Finished": SessionState.POST_SESSION,
-    "Finalised": SessionState.POST_SESSION,
-    "Ends": SessionState.POST_SESSION,
-}
+
+def state_of_feed_status(status: str) -> SessionState | None:
+    """The state the feed's SessionStatus moves a session to (None: a status we don't know).
+
+    The feed's mapping is the decoders' (`STATE_OF_FEED_STATUS`), except that the feed
+    never completes a session for the daemon: its `Ends` means POST_SESSION, and the
+    daemon completes the session once it has derived and verified it.
+    """
+    state = STATE_OF_FEED_STATUS.get(status)
+    if state is None:
+        return None
+    return min(SessionState(state), SessionState.POST_SESSION, key=ORDER.index)
 
 
 class SessionLifecycle:
@@ -42,7 +46,7 @@ class SessionLifecycle:
 
     def on_feed_status(self, status: str) -> SessionState | None:
         """The feed reported a SessionStatus; unknown statuses change nothing."""
-        target = FEED_STATUS.get(status)
+        target = state_of_feed_status(status)
         if target is None or ORDER.index(target) <= ORDER.index(self.state):
             return None
         # A late Finished after COMPLETED must not reopen anything: forward only.

@@ -90,6 +90,11 @@ class LoadedData:
     session: str
     origin: str
     facts: list[Fact]
+    times_ms: list[int] = field(init=False)  # each fact's time in the feed (`feed_times`)
+
+    def __post_init__(self) -> None:
+        # Computed once with the load, on its worker thread, not at every restart.
+        object.__setattr__(self, "times_ms", feed_times(self.facts))
 
 
 def load_recording(path: Path, session: str | None) -> LoadedData:
@@ -137,19 +142,19 @@ def replay_feed(
         runtime.session = data.session
         runtime.total = len(data.facts)
         on_session(data.session, data.origin)
-        await _replay(runtime, emit, data.facts, stall_timeout)
+        await _replay(runtime, emit, data, stall_timeout)
 
     return feed
 
 
 async def _replay(
-    runtime: SourceRuntime, emit: Emit, facts: list[Fact], stall_timeout: float
+    runtime: SourceRuntime, emit: Emit, data: LoadedData, stall_timeout: float
 ) -> None:
+    facts, times = data.facts, data.times_ms
     speed = runtime.settings.speed
     start = runtime.position
     if start >= len(facts):
         return
-    times = feed_times(facts)
     wall_start = trio.current_time()
 
     def due(index: int) -> float:

@@ -65,15 +65,13 @@ def derive_if_changed(log: EventLog, session: str) -> DerivationCompleted | None
     pipeline changed; else None. A run that changes nothing would also undo a rollback
     (the newest run is current), so a restarted daemon must not record one."""
     latest = log.latest_derivation(session)
-    if (
+    unchanged = (
         latest is not None
         and latest.pipeline_version == PIPELINE_VERSION
         and latest.until_position is None
-    ):
-        last_fact = max((position for position, _ in log.facts(session)), default=0)
-        if last_fact <= latest.last_fact_position:
-            return None
-    return derive_session(log, session)
+        and not log.has_facts_after(session, latest.last_fact_position)
+    )
+    return None if unchanged else derive_session(log, session)
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,16 @@ class EventLog:
                     raise UnexpectedEventError(f"{notification.originator_id}: not a fact")
                 yield notification.id, fact
 
+    def has_facts_after(self, session: str, position: int) -> bool:
+        """Whether a session has facts logged after a position (none are decoded: the
+        notifications after it are read, usually few)."""
+        prefix = f"facts:{session}:"
+        topics = [topic_of(MessageReceived), topic_of(RecordQuarantined)]
+        return any(
+            str(n.originator_id).startswith(prefix)
+            for n in self._notifications(topics, start=position + 1)
+        )
+
     def latest_derivation(self, session: str) -> DerivationCompleted | None:
         """The most recent derivation run of a session."""
         records = self._recorder.select_events(f"derivations:{session}", desc=True, limit=1)
@@ -348,9 +358,8 @@ class EventLog:
         return last[0].originator_version if last else 0
 
     def _notifications(
-        self, topics: Sequence[str], until: int | None = None
+        self, topics: Sequence[str], until: int | None = None, start: int = 1
     ) -> Iterator[Notification]:
-        start = 1
         while True:
             page = self._recorder.select_notifications(start, READ_PAGE, stop=until, topics=topics)
             yield from page
