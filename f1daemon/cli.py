@@ -14,9 +14,13 @@ from typing import TYPE_CHECKING
 
 from f1daemon import __version__
 from f1daemon.errors import UserError
+from f1daemon.qa.commands import add_commands as add_qa_commands
 from f1daemon.store.url import DEFAULT_STORE_URL, STORE_ENV_VAR
 
+ARCHIVE_URL_ENV_VAR = "F1DAEMON_ARCHIVE_URL"
+
 if TYPE_CHECKING:
+    from f1daemon.ingest import SessionIngest
     from f1daemon.store.eventlog import EventLog
 
 EXIT_USER_ERROR = 2
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument(
         "paths",
-        nargs="+",
+        nargs="*",
         type=Path,
         metavar="PATH",
         help="a session folder, a .jsonStream file or a recording",
@@ -102,6 +106,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--session",
         metavar="KEY",
         help="session key (default: from the folder name or the recording's SessionInfo)",
+    )
+    ingest.add_argument(
+        "--archive",
+        nargs="+",
+        metavar="YEAR [EVENT] [SESSION]",
+        help=(
+            "instead of PATHs, backfill from the static archive over HTTP: every session "
+            "of YEAR, of an EVENT (name, place or country), or one SESSION (name or "
+            "FP1-3, Q, SQ, S, R); one session at a time, resumable"
+        ),
+    )
+    ingest.add_argument(
+        "--archive-url",
+        metavar="URL",
+        help=f"the archive's base URL (default: ${ARCHIVE_URL_ENV_VAR}, else F1's own)",
+    )
+    ingest.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="the HTTP cache of archive files (default: $XDG_CACHE_HOME/f1daemon/archive)",
+    )
+    ingest.add_argument(
+        "--refresh",
+        action="store_true",
+        help="fetch (revalidate) sessions an earlier backfill finished, too",
     )
     ingest.set_defaults(handler=_ingest)
 
@@ -339,6 +369,8 @@ def _add_version_commands(
     )
     lake.set_defaults(handler=_lake)
 
+    add_qa_commands(commands, store, _open_log)
+
 
 def _open_log(url: str | None) -> EventLog:
     from f1daemon.store.eventlog import EventLog
@@ -350,21 +382,83 @@ def _open_log(url: str | None) -> EventLog:
 def _ingest(args: argparse.Namespace) -> int:
     from f1daemon.ingest import ingest_paths
 
+    if args.archive is not None:
+        if args.paths or args.session:
+            raise UserError("--archive takes no PATH and no --session (the archive names them)")
+        return _backfill(args)
+    if not args.paths:
+        raise UserError("nothing to ingest: give a PATH, or --archive YEAR [EVENT] [SESSION]")
     with _open_log(args.store) as log:
         for result in ingest_paths(log, args.paths, args.session):
-            derived = (
-                f"derived run {result.derivation.run}: {result.derivation.derived} events"
-                if result.derivation
-                else "nothing new to derive"
-            )
-            print(
-                f"{result.session}: {result.files} files, {result.appended} messages appended, "
-                f"{result.already_logged} already in the log; {derived}; "
-                f"{result.quarantined} quarantined lines appended"
-            )
-            for report in result.recordings:
-                print(f"  {report.summary()}")
+            _print_ingest(result)
     return 0
+
+
+def _print_ingest(result: SessionIngest) -> None:
+    derived = (
+        f"derived run {result.derivation.run}: {result.derivation.derived} events"
+        if result.derivation
+        else "nothing new to derive"
+    )
+    print(
+        f"{result.session}: {result.files} files, {result.appended} messages appended, "
+        f"{result.already_logged} already in the log; {derived}; "
+        f"{result.quarantined} quarantined lines appended"
+    )
+    for report in result.recordings:
+        print(f"  {report.summary()}")
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    import hashlib
+    import os
+    from functools import partial
+
+    import trio
+
+    from f1daemon.ingest import ingest_session
+    from f1daemon.sources.archive_http import DEFAULT_BASE_URL, SessionBackfill, backfill
+
+    year_text, *rest = args.archive
+    if not year_text.isdigit() or len(rest) > 2:
+        raise UserError(f"--archive takes YEAR [EVENT] [SESSION], not {' '.join(args.archive)}")
+    event, session = [*rest, None, None][:2]
+    base_url = args.archive_url or os.environ.get(ARCHIVE_URL_ENV_VAR) or DEFAULT_BASE_URL
+    cache_dir = args.cache_dir or _cache_home() / "f1daemon" / "archive"
+    with _open_log(args.store) as log:
+        # Which sessions are done is a property of the log they went into.
+        store_id = hashlib.sha256(log.store.redacted.encode()).hexdigest()[:16]
+
+        def ingest(fetched: SessionBackfill) -> None:
+            origin = base_url + fetched.session.path
+            _print_ingest(ingest_session(log, fetched.key, fetched.files, origin))
+
+        report = trio.run(
+            partial(
+                backfill,
+                int(year_text),
+                event,
+                session,
+                cache_dir=cache_dir,
+                base_url=base_url,
+                on_session=ingest,
+                progress=lambda line: print(line, file=sys.stderr),
+                progress_file=cache_dir / f"progress-{store_id}.json",
+                refresh=args.refresh,
+            )
+        )
+    print(
+        f"archive {' '.join(args.archive)}: {len(report.fetched)} sessions ingested, "
+        f"{len(report.already_done)} done before, {len(report.unavailable)} not in the archive"
+    )
+    return 0 if report.fetched or report.already_done else 1
+
+
+def _cache_home() -> Path:
+    import os
+
+    # The XDG base directory convention, as other tools on the host use it.
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 
 
 def _export(args: argparse.Namespace) -> int:

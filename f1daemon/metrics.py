@@ -86,6 +86,18 @@ class Metrics:
             ["session"],
             registry=r,
         )
+        self.qa_records = Gauge(
+            "f1daemon_qa_records",
+            "A session's records as QA last left them, by outcome (passed, flagged, quarantined).",
+            ["session", "outcome"],
+            registry=r,
+        )
+        self.qa_findings = Gauge(
+            "f1daemon_qa_findings",
+            "Findings of each QA rule over a session's current data, by rule and severity.",
+            ["session", "rule", "severity"],
+            registry=r,
+        )
         self.active_ingestors = Gauge(
             "f1daemon_active_ingestors", "Sources currently running.", registry=r
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from f1daemon.feed.pipeline import derive
+from f1daemon.qa.verdicts import check_run
 from f1daemon.sources.archive import read_facts, read_messages, topic_files
 from f1daemon.sources.simulator import write_race
 from f1daemon.store.derivation import derive_session
@@ -46,6 +47,9 @@ def test_a_simulated_race_derives_the_same_from_the_log_and_from_its_files(tmp_p
         log.append_facts(read_facts("sim", files))
         run = derive_session(log, "sim")
         from_log = log.derived_events("sim", run.run)
-    from_files = derive("sim", enumerate(read_messages(files), start=1)).events
+    from_files, report = check_run("sim", derive("sim", enumerate(read_messages(files), 1)).events)
     assert from_log == from_files
     assert run.undecodable == 0
+    # The simulator's race passes QA: nothing quarantined.
+    assert report.quarantined == 0
+    assert report.records_checked > 0

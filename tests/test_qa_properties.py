@@ -7,21 +7,27 @@ columns, repeated keys.
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from f1daemon.domain.events import (
+    AnomalyDetected,
+    DerivedEvent,
     Event,
     LapCompleted,
     LapDeleted,
     PitStop,
+    QualityChecked,
+    QuarantineReleased,
+    RecordQuarantined,
     SessionStateChanged,
     TelemetryBatch,
     WeatherObserved,
 )
-from f1daemon.qa import RULES, QASettings, SessionRecords, check_session, outcomes
+from f1daemon.qa import RULES, QAReport, QASettings, SessionRecords, check_session, outcomes
+from f1daemon.qa.verdicts import check_run
 
 SESSION = "2024-01-01_Test_Grand_Prix/2024-01-01_Race"
 
@@ -201,3 +207,106 @@ def test_only_the_arrival_order_rule_depends_on_order() -> None:
     assert [rule.name for rule in RULES if rule.depends_on_order] == [
         "temporal.telemetry_backwards"
     ]
+
+
+# -- the verdicts applied to a run's events (f1daemon.qa.verdicts) ---------------------
+
+
+def kept_and_quarantined(checked: list[DerivedEvent]) -> tuple[set[str], list[str]]:
+    """The records a checked run kept, and those it quarantined (one entry each)."""
+    kept = {record.describe() for record in SessionRecords.of(checked).records()}
+    quarantined = [
+        e.record for e in checked if isinstance(e, RecordQuarantined) and e.record is not None
+    ]
+    return kept, quarantined
+
+
+def samples_in(events: list[Event]) -> int:
+    return sum(len(SessionRecords.of([e]).telemetry) for e in events)
+
+
+@SETTINGS
+@given(events=events, chosen=qa_settings)
+def test_every_record_is_either_kept_or_quarantined_never_both_never_neither(
+    events: list[DerivedEvent], chosen: QASettings
+) -> None:
+    checked, report = check_run(SESSION, events, settings=chosen)
+    before = {record.describe() for record in SessionRecords.of(events).records()}
+    kept, quarantined = kept_and_quarantined(checked)
+    assert kept.isdisjoint(quarantined)  # never both
+    assert kept | set(quarantined) == before  # never neither
+    assert report.quarantined == len(set(quarantined))
+    assert report.records_checked == len(before)
+    # Nothing is dropped: every telemetry row is in a batch or in the quarantine, and
+    # every other event is still there (perhaps as its quarantine).
+    rows_before = samples_in(list(events))
+    rows_kept = samples_in(list(checked))
+    quarantined_rows = sum(
+        isinstance(e, RecordQuarantined) and e.topic == "TelemetrySample" for e in checked
+    )
+    assert rows_kept + quarantined_rows == rows_before
+    others = [e for e in events if not isinstance(e, TelemetryBatch)]
+    assert len([e for e in checked if not isinstance(e, AnomalyDetected | QualityChecked)]) >= len(
+        others
+    )
+    # The run ends with its report; each non-blocking finding on a kept record is an event.
+    assert isinstance(checked[-1], QualityChecked)
+    assert QAReport.of(checked[-1]) == report
+    flags = sum(isinstance(e, AnomalyDetected) for e in checked)
+    findings, _ = check_session(events, settings=chosen)
+    assert flags == sum(
+        f.severity == "flag" and f.record.describe() not in quarantined for f in findings
+    )
+
+
+@SETTINGS
+@given(events=events, chosen=qa_settings, data=st.data())
+def test_a_released_record_is_kept_flagged_and_nothing_else_changes(
+    events: list[DerivedEvent], chosen: QASettings, data: st.DataObject
+) -> None:
+    checked, report = check_run(SESSION, events, settings=chosen)
+    held = sorted({e.record or "" for e in checked if isinstance(e, RecordQuarantined)})
+    if not held:
+        return
+    record = data.draw(st.sampled_from(held))
+    rules = {e.rule for e in checked if isinstance(e, RecordQuarantined) and e.record == record}
+    releases = [
+        QuarantineReleased(
+            session=SESSION,
+            source="operator",
+            stream="quarantine-releases",
+            sequence=i,
+            rule=rule,
+            record=record,
+            reason="checked by hand",
+            released_by="tester",
+            quarantine_position=1,
+            at=datetime(2024, 1, 1, tzinfo=UTC),
+        )
+        for i, rule in enumerate(
+            # Every blocking rule that holds it (a record may break several).
+            sorted(
+                f.rule
+                for f in check_session(events, settings=chosen)[0]
+                if f.severity == "blocking" and f.record.describe() == record
+            ),
+            start=1,
+        )
+    ]
+    assert rules <= {r.rule for r in releases}
+    again, after = check_run(SESSION, events, releases, settings=chosen)
+    kept, quarantined = kept_and_quarantined(again)
+    assert record in kept
+    assert record not in quarantined
+    assert set(quarantined) == set(held) - {record}  # the others stay quarantined
+    assert after.quarantined == report.quarantined - 1
+    assert after.flagged == report.flagged + 1
+    assert any(isinstance(e, AnomalyDetected) and e.record == record and e.released for e in again)
+
+
+@SETTINGS
+@given(events=events, chosen=qa_settings)
+def test_checking_a_run_is_deterministic(events: list[DerivedEvent], chosen: QASettings) -> None:
+    first = check_run(SESSION, events, settings=chosen)
+    second = check_run(SESSION, list(events), settings=chosen)
+    assert first == second

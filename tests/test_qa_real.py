@@ -10,10 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from f1daemon.domain.events import DerivedEvent, LapCompleted, LapDeleted
+from f1daemon.domain.events import (
+    AnomalyDetected,
+    DerivedEvent,
+    LapCompleted,
+    LapDeleted,
+    RecordQuarantined,
+)
 from f1daemon.ingest import ingest_paths
 from f1daemon.qa import Finding, QAReport, RecordRef, check_session
-from f1daemon.store.derivation import current_events
+from f1daemon.store.derivation import current_events, run_report
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url
 from tests.conftest import record_check
@@ -44,7 +50,19 @@ def checked(testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[Pa
         for path in SESSIONS:
             (ingested,) = ingest_paths(log, [testdata / path])
             events = current_events(log, ingested.session)
-            findings, report = check_session(events)
+            # The findings on the records the run kept, and the report the run recorded.
+            findings, kept = check_session(events)
+            run = log.current_run(ingested.session)
+            assert run is not None
+            report = run_report(log, ingested.session, run)
+            assert report is not None
+            # Checking the run's output again finds the same, less what it quarantined.
+            assert (kept.passed, kept.flagged, kept.quarantined) == (
+                report.passed,
+                report.flagged,
+                0,
+            )
+            assert kept.records_checked == report.records_checked - report.quarantined
             results[path] = CheckedSession(ingested.session, events, findings, report)
     return results
 
@@ -84,6 +102,21 @@ def test_real_session_report(
     # Every lap race control deleted is flagged as such, and nothing else is.
     deleted = laps_deleted_in(session.events)
     assert {f.record for f in findings_of(session, "race_control.deleted")} == deleted
+    # ... in the derived data itself: a flag on the lap, and an AnomalyDetected event.
+    flagged_laps = {
+        RecordRef("LapCompleted", driver=e.driver, number=e.lap)
+        for e in session.events
+        if isinstance(e, LapCompleted) and "qa:race_control.deleted" in e.flags
+    }
+    assert flagged_laps == deleted
+    anomalies = {
+        (e.driver, e.number)
+        for e in session.events
+        if isinstance(e, AnomalyDetected) and e.rule == "race_control.deleted"
+    }
+    assert anomalies == {(r.driver, r.number) for r in deleted}
+    # Every non-blocking finding is an AnomalyDetected of the run.
+    assert sum(isinstance(e, AnomalyDetected) for e in session.events) == len(session.findings)
     record_check(
         session.session,
         f"QA: {report.records_checked} records, quality {report.quality_score:.4f}, "
@@ -121,11 +154,40 @@ def test_deletions_race_control_made_in_qualifying_are_flagged(
     assert all("TRACK LIMITS" in f.reason for f in findings_of(session, "race_control.deleted"))
 
 
+def test_impossible_green_lap_times_are_quarantined_with_the_lap_as_derived(
+    checked: dict[Path, CheckedSession],
+) -> None:
+    # 2021 Mexico qualifying: two laps the feed timed at 644.106 s and 215.177 s,
+    # neither marked as an in- or out-lap nor run under a neutralisation.
+    session = checked[MEXICO_2021_QUALIFYING]
+    quarantined = {e.record: e for e in session.events if isinstance(e, RecordQuarantined)}
+    assert set(quarantined) == {"car 31 lap 9", "car 55 lap 16"}
+    assert session.report.quarantined == 2
+    for record, lap_time in (("car 31 lap 9", 644_106), ("car 55 lap 16", 215_177)):
+        event = quarantined[record]
+        assert (event.source, event.rule, event.topic) == ("qa", "range.lap_time", "LapCompleted")
+        assert event.reason.startswith(f"lap time {lap_time / 1000:.3f} s is outside 30-150 s")
+        lap = LapCompleted.model_validate_json(event.payload)  # the lap, kept whole
+        assert lap.lap_time_ms == lap_time
+    # ... and they are no longer in the lap table.
+    laps = {(e.driver, e.lap) for e in session.events if isinstance(e, LapCompleted)}
+    assert not laps & {(31, 9), (55, 16)}
+
+
 def test_telemetry_of_the_monaco_capture_is_checked(checked: dict[Path, CheckedSession]) -> None:
     session = checked[MONACO_2023_FP2_CAPTURE]
     samples = [f for f in session.findings if f.record.kind == "TelemetrySample"]
     assert session.report.records_checked > 20_000  # the capture's telemetry samples
-    # The only out-of-range telemetry in the capture is the feed's throttle value 104.
-    assert samples
-    assert {f.rule for f in samples} == {"range.throttle"}
-    assert all(f.reason.startswith("throttle 104 %") for f in samples)
+    # Telemetry in the capture: the feed's throttle value 104 (a missing reading) on
+    # 1,698 samples, and 8 samples that spike against both neighbours; flagged, not
+    # quarantined.
+    by_rule: dict[str, list[Finding]] = {}
+    for finding in samples:
+        by_rule.setdefault(finding.rule, []).append(finding)
+    assert set(by_rule) == {"completeness.throttle_unavailable", "anomaly.telemetry"}
+    assert len(by_rule["completeness.throttle_unavailable"]) == 1_698
+    assert all(
+        f.reason.startswith("throttle 104:") for f in by_rule["completeness.throttle_unavailable"]
+    )
+    assert len(by_rule["anomaly.telemetry"]) == 8
+    assert all("(spike " in f.reason for f in by_rule["anomaly.telemetry"])

@@ -160,6 +160,17 @@ def test_lap_time_range_passes_in_range_neutralised_pit_and_untimed_laps(
     assert findings_of("range.lap_time", [lap(**changes)]) == []
 
 
+def test_a_slow_lap_of_unknown_track_status_is_flagged_not_quarantined() -> None:
+    # No TrackStatus ingested: the lap may have been run behind the safety car.
+    slow = lap(lap_time_ms=200_000, track_statuses=())
+    assert findings_of("range.lap_time", [slow]) == []
+    findings = findings_of("range.lap_time_unknown_status", [slow])
+    assert only_record(findings) == lap_record(44, 5)
+    assert findings[0].severity == "flag"
+    assert findings[0].reason.startswith("lap time 200.000 s is outside 30-150 s")
+    assert findings_of("range.lap_time_unknown_status", [lap(track_statuses=())]) == []
+
+
 def test_lap_time_range_applies_under_yellow() -> None:
     # Yellow (2) is not a neutralisation: a 200 s lap under yellow is still impossible.
     assert findings_of("range.lap_time", [lap(lap_time_ms=200_000, track_statuses=("2",))])
@@ -173,7 +184,9 @@ def test_lap_time_range_applies_under_yellow() -> None:
         ("range.rpm", "rpm", 15_501, 15_500),
         ("range.gear", "gear", 9, 8),
         ("range.gear", "gear", -1, 0),
-        ("range.throttle", "throttle", 104, 100),
+        ("range.throttle", "throttle", 105, 100),
+        ("range.throttle", "throttle", 101, 0),
+        ("range.throttle", "throttle", -1, 104),  # 104: the feed's missing reading
     ],
 )
 def test_telemetry_channel_ranges(rule: str, channel: str, bad: int, good: int) -> None:
@@ -182,6 +195,14 @@ def test_telemetry_channel_ranges(rule: str, channel: str, bad: int, good: int) 
     assert only_record(findings) == sample_record(1, 250)
     assert findings[0].severity == "blocking"
     assert findings_of(rule, [telemetry([0, 250], {channel: [good, None]})]) == []
+
+
+def test_the_feeds_missing_throttle_reading_is_flagged_not_quarantined() -> None:
+    batch = telemetry([0, 250], {"throttle": [104, 100]})
+    assert findings_of("range.throttle", [batch]) == []
+    findings = findings_of("completeness.throttle_unavailable", [batch])
+    assert only_record(findings) == sample_record(1, 0)
+    assert findings[0].severity == "flag"
 
 
 @pytest.mark.parametrize(
@@ -368,6 +389,40 @@ def test_steady_lap_times_and_unclean_laps_pass() -> None:
     laps = steady_laps()
     laps[15] = lap(44, laps[15].lap, lap_time_ms=97_000, track_statuses=("4",))
     assert findings_of("anomaly.lap_time", laps) == []
+
+
+def varied_telemetry(rows: int, **changes: list[int | None]) -> TelemetryBatch:
+    """One car at 250 ms a sample, its rpm and speed varying a little, as on track."""
+    columns: dict[str, list[int | None]] = {
+        "rpm": [11_000 + (i * 53) % 300 for i in range(rows)],
+        "speed": [250 + (i * 7) % 20 for i in range(rows)],
+    }
+    return telemetry([250 * i for i in range(rows)], columns | changes)
+
+
+def test_a_telemetry_spike_is_flagged_with_its_channel() -> None:
+    batch = varied_telemetry(40)
+    rpm = list(batch.rpm)
+    rpm[30] = 4_000  # one sample far below both neighbours
+    findings = findings_of("anomaly.telemetry", [varied_telemetry(40, rpm=rpm)])
+    assert only_record(findings) == sample_record(1, 250 * 30)
+    assert findings[0].severity == "flag"
+    assert findings[0].reason.startswith("rpm 4000 (spike -")
+
+
+def test_rpm_stuck_while_moving_is_flagged_once() -> None:
+    stuck = varied_telemetry(80, rpm=[11_000] * 80)
+    findings = findings_of("anomaly.telemetry", [stuck])
+    # Reported once, when the run of identical values reaches 50 samples.
+    assert only_record(findings) == sample_record(1, 250 * 49)
+    assert "rpm 11000 (flatline +50.0)" in findings[0].reason
+    # A car standing in the garage (speed 0) is not a stuck sensor.
+    standing = varied_telemetry(80, rpm=[4_000] * 80, speed=[0] * 80)
+    assert findings_of("anomaly.telemetry", [standing]) == []
+
+
+def test_varied_telemetry_passes() -> None:
+    assert findings_of("anomaly.telemetry", [varied_telemetry(200)]) == []
 
 
 # -- the report -----------------------------------------------------------------------

@@ -71,9 +71,9 @@ from f1daemon.errors import UserError
 from f1daemon.feed.pipeline import PIPELINE_VERSION
 from f1daemon.logs import set_level
 from f1daemon.metrics import BREAKER_STATES, Metrics
-from f1daemon.qa import Finding, QAReport, check_session
+from f1daemon.qa import QAReport
 from f1daemon.sdnotify import Notifier
-from f1daemon.store.derivation import current_events, derive_if_changed, verify_run
+from f1daemon.store.derivation import derive_if_changed, run_report, verify_run
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import StoreURL, parse_store_url
 from f1daemon.store.writer import StoreWriter, WriterHealth
@@ -98,6 +98,7 @@ class _SessionTrack:
     dirty: bool = False
     next_derive: float = 0.0
     anomalies: dict[str, int] = field(default_factory=dict)  # by rule, as last checked
+    last_report: QAReport | None = None
 
 
 @dataclass
@@ -548,15 +549,30 @@ class Daemon:
         if checked is None:
             return  # nothing new since the latest run
         self.metrics.validation_duration.observe(time.perf_counter() - began)
-        findings, report = checked
-        self.metrics.quality_score.labels(session).set(report.quality_score)
-        anomalies = Counter(f.rule for f in findings if f.rule.startswith("anomaly."))
-        for rule, count in anomalies.items():
-            # A derivation checks the whole session again: count only what is new.
-            new = count - track.anomalies.get(rule, 0)
-            if new > 0:
-                self.metrics.anomalies.labels(rule).inc(new)
-            track.anomalies[rule] = count
+        self._report_quality(session, track, checked)
+
+    def _report_quality(self, session: str, track: _SessionTrack, report: QAReport) -> None:
+        """A run's QA report: as metrics, and as a log line of what this batch changed."""
+        m = self.metrics
+        m.quality_score.labels(session).set(report.quality_score)
+        for outcome in ("passed", "flagged", "quarantined"):
+            m.qa_records.labels(session, outcome).set(getattr(report, outcome))
+        for rule in report.rules:
+            m.qa_findings.labels(session, rule.rule, rule.severity).set(rule.findings)
+            if rule.rule.startswith("anomaly."):
+                # A derivation checks the whole session again: count only what is new.
+                new = rule.findings - track.anomalies.get(rule.rule, 0)
+                if new > 0:
+                    m.anomalies.labels(rule.rule).inc(new)
+                track.anomalies[rule.rule] = rule.findings
+        batch = report.batch_since(track.last_report)
+        log.info(
+            "QA of %s: %s",
+            session,
+            batch.summary(),
+            extra={"fields": {"session": session, "qa_batch": batch.model_dump()}},
+        )
+        track.last_report = report
 
     async def _finish_session(self, session: str, track: _SessionTrack) -> None:
         """POST_SESSION: derive and verify one last time, then the session is COMPLETED."""
@@ -886,11 +902,12 @@ class Daemon:
         )
 
 
-def _derive_and_check(event_log: EventLog, session: str) -> tuple[list[Finding], QAReport] | None:
-    """Derive a session if it changed, then run the QA rules over its derived events."""
-    if derive_if_changed(event_log, session) is None:
+def _derive_and_check(event_log: EventLog, session: str) -> QAReport | None:
+    """Derive (and check) a session if it changed: the new run's QA report."""
+    completed = derive_if_changed(event_log, session)
+    if completed is None:
         return None
-    return check_session(current_events(event_log, session), session=session)
+    return run_report(event_log, session, completed.run)
 
 
 def _storage_bytes(store: StoreURL) -> int:

@@ -64,6 +64,11 @@ class RecordQuarantined(Event):
     rule: str = Field(description="The rule it broke, e.g. `framing.syntax`.")
     reason: str = Field(description="Why, in words an operator can act on.")
     payload: str = Field(description="The input exactly as received.")
+    record: str | None = Field(
+        default=None,
+        description="QA quarantine only: the derived record, e.g. `car 44 lap 12` "
+        "(`payload` is then the record as derived, in JSON).",
+    )
 
 
 class TimeBaseEstablished(Event):
@@ -136,7 +141,8 @@ class LapCompleted(Timed):
     )
     flags: tuple[str, ...] = Field(
         default=(),
-        description="Quality flags raised while fitting the lap, e.g. `lap_not_reported`.",
+        description="Quality flags: raised while fitting the lap, e.g. `lap_not_reported`, "
+        "and by QA, e.g. `qa:consistency.sector_sum`.",
     )
 
 
@@ -193,6 +199,9 @@ class PitStop(Timed):
     out_lap: int | None = Field(description="Lap on which it left (null if it did not).")
     pit_exit_time_ms: int | None = Field(description="Offset (ms) at which it left the pit lane.")
     pit_lane_ms: int | None = Field(description="Entry to exit (ms), when both were seen.")
+    flags: tuple[str, ...] = Field(
+        default=(), description="QA findings that flag it, e.g. `qa:consistency.pit_order`."
+    )
 
 
 class TrackStatusChanged(Timed):
@@ -239,6 +248,9 @@ class WeatherObserved(Timed):
     rainfall: bool | None = Field(description="Whether it is raining.")
     wind_direction_deg: int | None = Field(description="Wind direction (degrees).")
     wind_speed_ms: float | None = Field(description="Wind speed (m/s).")
+    flags: tuple[str, ...] = Field(
+        default=(), description="QA findings that flag it, e.g. `qa:consistency.track_below_air`."
+    )
 
 
 class SessionStateChanged(Timed):
@@ -360,7 +372,74 @@ class TelemetryShed(Event):
     at: datetime = Field(description="UTC wall-clock time the shedding ended.")
 
 
+class QuarantineReleased(Event):
+    """An operator released a record QA had quarantined: derivations from here on keep it.
+
+    A fact of the session (stream `facts:{session}:operator:quarantine-releases`), so a
+    replay `--until` before it derives the record quarantined again. The rule's finding
+    stays, as a flag naming who released it and why.
+    """
+
+    source: str = Field(description="Always `operator`.")
+    stream: str = Field(description="Always `quarantine-releases`.")
+    sequence: int = Field(ge=1, description="Release number within the session.")
+    rule: str = Field(description="The blocking rule whose verdict is overridden.")
+    record: str = Field(description="The record released, e.g. `car 44 lap 12`.")
+    reason: str = Field(description="Why the operator released it.")
+    released_by: str = Field(description="Who released it (user name).")
+    quarantine_position: int = Field(description="Log position of the quarantine released.")
+    at: datetime = Field(description="UTC wall-clock time of the release.")
+
+
+class AnomalyDetected(Event):
+    """A QA rule's non-blocking finding: the record is kept, flagged, and this says why."""
+
+    rule: str = Field(description="The rule, e.g. `anomaly.lap_time`.")
+    rule_version: int = Field(description="The rule's version.")
+    record_kind: str = Field(
+        description="LapCompleted, PitStop, WeatherObserved or TelemetrySample."
+    )
+    record: str = Field(description="The record, e.g. `car 44 lap 12`.")
+    driver: int | None = Field(description="Racing number, for a car's record.")
+    number: int | None = Field(description="Lap number of a lap, stop number of a pit stop.")
+    time_ms: int | None = Field(
+        description="UTC ms of a telemetry sample, session time (ms) of a weather observation."
+    )
+    reason: str = Field(description="Why, in words an operator can act on.")
+    released: bool = Field(
+        default=False, description="A blocking finding an operator released (kept as a flag)."
+    )
+
+
+class RuleFindings(BaseModel):
+    """How often one QA rule fired in a session."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: str
+    version: int
+    severity: str = Field(description="`blocking` (quarantines) or `flag`.")
+    findings: int
+
+
+class QualityChecked(Event):
+    """The QA outcome of a derivation run: the last event of every run since pipeline 2.2.
+
+    Every checked record ends in exactly one outcome: passed, flagged or quarantined.
+    """
+
+    records_checked: int = Field(description="Laps, pit stops, weather and telemetry samples.")
+    passed: int = Field(description="Records without findings.")
+    flagged: int = Field(description="Records with findings, none blocking (kept, flagged).")
+    quarantined: int = Field(description="Records with a blocking finding (RecordQuarantined).")
+    quality_score: float = Field(description="(passed + flagged) / records_checked; 1 if none.")
+    rules: tuple[RuleFindings, ...] = Field(description="Every rule run, with its findings.")
+
+
+# What sources send: every message as received, or the line that could not be one.
 Fact = MessageReceived | RecordQuarantined
+# What a derivation reads: the facts and the operators' releases.
+Input = MessageReceived | RecordQuarantined | QuarantineReleased
 
 DerivedEvent = (
     TimeBaseEstablished
@@ -378,6 +457,8 @@ DerivedEvent = (
     | TelemetryBatch
     | PositionBatch
     | RecordQuarantined
+    | AnomalyDetected
+    | QualityChecked
 )
 
 DERIVED_TYPES: tuple[type[Event], ...] = (
@@ -396,6 +477,8 @@ DERIVED_TYPES: tuple[type[Event], ...] = (
     TelemetryBatch,
     PositionBatch,
     RecordQuarantined,
+    AnomalyDetected,
+    QualityChecked,
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -406,5 +489,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     RolledBack,
     SourceStateChanged,
     TelemetryShed,
+    QuarantineReleased,
     *DERIVED_TYPES,
 )

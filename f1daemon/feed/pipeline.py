@@ -19,7 +19,8 @@ import orjson
 from f1daemon._native import TimingDigest
 from f1daemon.domain.events import (
     DerivedEvent,
-    Fact,
+    Input,
+    QuarantineReleased,
     RecordQuarantined,
     TimeBaseEstablished,
 )
@@ -34,7 +35,9 @@ from f1daemon.feed.telemetry import position_batch, telemetry_batch
 from f1daemon.feed.timebase import TimeBase, establish
 from f1daemon.feed.track_status import TrackStatusTracker
 
-PIPELINE_VERSION = "2.1.0"
+# 2.2.0: each run ends with its QA outcome (`f1daemon.qa.verdicts`). A QA rule's new
+# version changes derived data too, so it is a new pipeline version.
+PIPELINE_VERSION = "2.2.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
 MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})
@@ -190,7 +193,7 @@ Pace = Callable[[FeedMessage], None]
 
 
 def derive(
-    session: str, facts: Iterable[tuple[int, Fact | FeedMessage]], pace: Pace | None = None
+    session: str, facts: Iterable[tuple[int, Input | FeedMessage]], pace: Pace | None = None
 ) -> Derivation:
     """Run the pipeline over a session's facts (or messages), each with its log position."""
     # A derivation allocates many objects that all live to its end: the cyclic
@@ -199,7 +202,8 @@ def derive(
     gc.disable()
     try:
         ordered = sorted(
-            ((p, f) for p, f in facts if not isinstance(f, RecordQuarantined)),
+            # Only messages derive: quarantined lines hold none, releases are for QA.
+            ((p, f) for p, f in facts if not isinstance(f, RecordQuarantined | QuarantineReleased)),
             key=_stream_time_order,
         )
         pipeline = Pipeline(session, establish(fact for _, fact in ordered))

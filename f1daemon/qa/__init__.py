@@ -4,7 +4,7 @@ Pure functions over a session's derived events (see `f1daemon.store.derivation.
 current_events`); nothing here reads or writes the log.
 """
 
-from f1daemon.qa.report import QAReport, RuleCount, check_session, outcomes
+from f1daemon.qa.report import QABatch, QAReport, RuleCount, check_session, outcomes, report_of
 from f1daemon.qa.rules import (
     RULES,
     RULES_BY_NAME,
@@ -20,6 +20,7 @@ __all__ = [
     "RULES",
     "RULES_BY_NAME",
     "Finding",
+    "QABatch",
     "QAReport",
     "QASettings",
     "RecordRef",
@@ -29,4 +30,5 @@ __all__ = [
     "check_records",
     "check_session",
     "outcomes",
+    "report_of",
 ]

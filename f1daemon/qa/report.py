@@ -14,11 +14,11 @@ count as usable. A session with nothing to check scores 1.0 (nothing was refused
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from f1daemon.domain.events import Event
+from f1daemon.domain.events import Event, QualityChecked, RuleFindings
 from f1daemon.qa.rules import (
     RULES,
     Finding,
@@ -29,16 +29,8 @@ from f1daemon.qa.rules import (
     check_records,
 )
 
-
-class RuleCount(BaseModel):
-    """How often one rule fired in a session."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    rule: str
-    version: int
-    severity: str = Field(description="`blocking` (quarantines) or `flag`.")
-    findings: int
+# How often one rule fired in a session (the model the log's QualityChecked holds).
+RuleCount = RuleFindings
 
 
 class QAReport(BaseModel):
@@ -55,6 +47,41 @@ class QAReport(BaseModel):
     quality_score: float = Field(
         ge=0, le=1, description="(passed + flagged) / records_checked; 1.0 when nothing checked."
     )
+
+    @classmethod
+    def of(cls, checked: QualityChecked) -> QAReport:
+        """The report a derivation run recorded."""
+        return cls(
+            session=checked.session,
+            records_checked=checked.records_checked,
+            passed=checked.passed,
+            flagged=checked.flagged,
+            quarantined=checked.quarantined,
+            rules=checked.rules,
+            quality_score=checked.quality_score,
+        )
+
+    def batch_since(self, previous: QAReport | None) -> QABatch:
+        """What changed since an earlier report of the session (None: since nothing)."""
+
+        def change(attribute: str) -> int:
+            now: int = getattr(self, attribute)
+            return now - (getattr(previous, attribute) if previous is not None else 0)
+
+        before = {r.rule: r.findings for r in previous.rules} if previous is not None else {}
+        return QABatch(
+            session=self.session,
+            records_checked=change("records_checked"),
+            passed=change("passed"),
+            flagged=change("flagged"),
+            quarantined=change("quarantined"),
+            findings={
+                r.rule: r.findings - before.get(r.rule, 0)
+                for r in self.rules
+                if r.findings != before.get(r.rule, 0)
+            },
+            quality_score=self.quality_score,
+        )
 
     def to_json(self) -> str:
         return self.model_dump_json()
@@ -83,6 +110,30 @@ class QAReport(BaseModel):
         return "\n".join(lines)
 
 
+class QABatch(BaseModel):
+    """What one batch (a derivation run over the facts that came since the last one)
+    changed in a session's QA outcome: differences, so a lap that gained its missing
+    sector moves from flagged (-1) to passed (+1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    session: str
+    records_checked: int
+    passed: int
+    flagged: int
+    quarantined: int
+    findings: dict[str, int] = Field(description="Change in each rule's findings (non-zero).")
+    quality_score: float = Field(description="The session's score after the batch.")
+
+    def summary(self) -> str:
+        rules = ", ".join(f"{rule} {count:+d}" for rule, count in sorted(self.findings.items()))
+        return (
+            f"{self.records_checked:+d} records checked ({self.passed:+d} passed, "
+            f"{self.flagged:+d} flagged, {self.quarantined:+d} quarantined); "
+            f"findings: {rules or 'unchanged'}; quality score now {self.quality_score:.4f}"
+        )
+
+
 def outcomes(records: Iterable[RecordRef], findings: Iterable[Finding]) -> dict[RecordRef, str]:
     """Each record's outcome: `quarantined`, `flagged` or `passed`."""
     severities: dict[RecordRef, set[str]] = {}
@@ -100,6 +151,38 @@ def outcomes(records: Iterable[RecordRef], findings: Iterable[Finding]) -> dict[
     return result
 
 
+def report_of(
+    session: str,
+    records: Collection[RecordRef],
+    findings: Sequence[Finding],
+    rules: Sequence[Rule] = RULES,
+) -> QAReport:
+    """The report of checking `records` with `rules`, which found `findings` (about
+    those records: a rule reports only records it checked)."""
+    # As `outcomes` decides, counted without visiting the records that passed.
+    found = {finding.record for finding in findings}
+    blocked = {finding.record for finding in findings if finding.severity == "blocking"}
+    per_rule = Counter(finding.rule for finding in findings)
+    passed = len(records) - len(found)
+    return QAReport(
+        session=session,
+        records_checked=len(records),
+        passed=passed,
+        flagged=len(found) - len(blocked),
+        quarantined=len(blocked),
+        rules=tuple(
+            RuleCount(
+                rule=rule.name,
+                version=rule.version,
+                severity=rule.severity,
+                findings=per_rule[rule.name],
+            )
+            for rule in rules
+        ),
+        quality_score=(passed + len(found) - len(blocked)) / len(records) if records else 1.0,
+    )
+
+
 def check_session(
     events: Iterable[Event],
     *,
@@ -114,27 +197,6 @@ def check_session(
     materialised = list(events)
     records = SessionRecords.of(materialised)
     findings = check_records(records, rules, settings)
-    checked = records.records()
-    outcome_counts = Counter(outcomes(checked, findings).values())
-    per_rule = Counter(finding.rule for finding in findings)
-    usable = outcome_counts["passed"] + outcome_counts["flagged"]
     if session is None:
         session = ", ".join(sorted({event.session for event in materialised}))
-    report = QAReport(
-        session=session,
-        records_checked=len(checked),
-        passed=outcome_counts["passed"],
-        flagged=outcome_counts["flagged"],
-        quarantined=outcome_counts["quarantined"],
-        rules=tuple(
-            RuleCount(
-                rule=rule.name,
-                version=rule.version,
-                severity=rule.severity,
-                findings=per_rule[rule.name],
-            )
-            for rule in rules
-        ),
-        quality_score=usable / len(checked) if checked else 1.0,
-    )
-    return findings, report
+    return findings, report_of(session, records.records(), findings, rules)

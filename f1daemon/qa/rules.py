@@ -12,12 +12,13 @@ A changed rule is a new `version` (a new pipeline version: replay the log with i
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
-from typing import Literal
+from itertools import chain, pairwise, repeat
+from typing import Literal, NamedTuple
 
 from f1daemon._native import AnomalyDetector
 from f1daemon.domain.events import (
@@ -54,6 +55,9 @@ class QASettings:
     anomaly_zscore_threshold: float = 3.0
     anomaly_mad_threshold: float = 3.5
     anomaly_spike_threshold: float = 3.0
+    # CarData samples (about 3.7 a second) of one value in a row that mean a stuck
+    # sensor: 50 is over 13 s of identical rpm or speed while moving.
+    telemetry_flatline_run: int = 50
 
 
 @dataclass(frozen=True)
@@ -97,14 +101,17 @@ class Finding:
     severity: Severity
     record: RecordRef
     reason: str
+    released: bool = False  # a blocking finding an operator released (now a flag)
 
     def sort_key(self) -> tuple[tuple[str, int, int, int, int, int, int], str, str]:
         return (self.record.sort_key(), self.rule, self.reason)
 
 
-@dataclass(frozen=True)
-class TelemetrySample:
-    """One row of a `TelemetryBatch`, in arrival order (`arrival` counts rows)."""
+class TelemetrySample(NamedTuple):
+    """One row of a `TelemetryBatch`, in arrival order (`arrival` counts rows).
+
+    A tuple: a session holds hundreds of thousands of them, made in one go.
+    """
 
     arrival: int
     driver: int
@@ -169,20 +176,22 @@ class SessionRecords:
 def _samples(batch: TelemetryBatch, first_arrival: int) -> Iterator[TelemetrySample]:
     # Columns should have equal length; a row missing its driver or time has no key and
     # is not a sample, a row missing a channel value reads as null.
-    def at(column: Sequence[int | None], row: int) -> int | None:
-        return column[row] if row < len(column) else None
-
     rows = min(len(batch.utc_ms), len(batch.driver))
-    for row in range(rows):
-        yield TelemetrySample(
-            arrival=first_arrival + row,
-            driver=batch.driver[row],
-            utc_ms=batch.utc_ms[row],
-            rpm=at(batch.rpm, row),
-            speed=at(batch.speed, row),
-            gear=at(batch.gear, row),
-            throttle=at(batch.throttle, row),
-        )
+
+    def padded(column: tuple[int | None, ...]) -> Iterable[int | None]:
+        return chain(column[:rows], repeat(None, max(0, rows - len(column))))
+
+    for arrival, driver, utc_ms, rpm, speed, gear, throttle in zip(
+        range(first_arrival, first_arrival + rows),
+        batch.driver,
+        batch.utc_ms,
+        padded(batch.rpm),
+        padded(batch.speed),
+        padded(batch.gear),
+        padded(batch.throttle),
+        strict=False,  # driver and utc_ms may run longer than `rows`
+    ):
+        yield TelemetrySample(arrival, driver, utc_ms, rpm, speed, gear, throttle)
 
 
 def lap_ref(lap: LapCompleted) -> RecordRef:
@@ -232,21 +241,43 @@ def is_neutralised(lap: LapCompleted) -> bool:
     return not NEUTRALISED_STATUSES.isdisjoint(lap.track_statuses)
 
 
-def _check_lap_time_range(rule: Rule, records: SessionRecords, _: QASettings) -> Iterator[Finding]:
+def _out_of_range_laps(records: SessionRecords) -> Iterator[tuple[LapCompleted, float]]:
+    """Green laps, neither in- nor out-laps, timed outside 30-150 s; with the time in s."""
     for lap in records.laps:
         if lap.lap_time_ms is None or is_neutralised(lap) or lap.pit_in or lap.pit_out:
             continue
         if not 30_000 <= lap.lap_time_ms <= 150_000:
+            yield lap, lap.lap_time_ms / 1000
+
+
+def _check_lap_time_range(rule: Rule, records: SessionRecords, _: QASettings) -> Iterator[Finding]:
+    for lap, seconds in _out_of_range_laps(records):
+        if lap.track_statuses:
             yield rule.finding(
                 lap_ref(lap),
-                f"lap time {lap.lap_time_ms / 1000:.3f} s is outside 30-150 s on a green "
+                f"lap time {seconds:.3f} s is outside 30-150 s on a green "
                 "lap that is neither an in- nor an out-lap: check the timing feed's "
                 "LastLapTime for this lap",
             )
 
 
+def _check_lap_time_range_unknown_status(
+    rule: Rule, records: SessionRecords, _: QASettings
+) -> Iterator[Finding]:
+    # Without the track status (a session ingested without TrackStatus) a slow lap
+    # may well have been run behind the safety car: flagged, not quarantined.
+    for lap, seconds in _out_of_range_laps(records):
+        if not lap.track_statuses:
+            yield rule.finding(
+                lap_ref(lap),
+                f"lap time {seconds:.3f} s is outside 30-150 s, and the "
+                "track status during the lap is unknown (no TrackStatus): it may have been "
+                "run under a safety car, virtual safety car or red flag",
+            )
+
+
 def _telemetry_range_check(
-    channel: Literal["speed", "rpm", "gear", "throttle"], low: int, high: int, unit: str
+    channel: Literal["speed", "rpm", "gear"], low: int, high: int, unit: str
 ) -> RuleCheck:
     def check(rule: Rule, records: SessionRecords, _: QASettings) -> Iterator[Finding]:
         for sample in records.telemetry:
@@ -259,6 +290,34 @@ def _telemetry_range_check(
                 )
 
     return check
+
+
+# Real CarData carries throttle 104 (1,698 samples of the 2023 Monaco FP2 capture): the
+# feed's value for a reading it does not have, not a corrupt sample. It is flagged.
+THROTTLE_UNAVAILABLE = 104
+
+
+def _check_throttle_range(rule: Rule, records: SessionRecords, _: QASettings) -> Iterator[Finding]:
+    for sample in records.telemetry:
+        value = sample.throttle
+        if value is not None and not 0 <= value <= 100 and value != THROTTLE_UNAVAILABLE:
+            yield rule.finding(
+                sample_ref(sample),
+                f"throttle {value} % is outside 0-100 % (and not the feed's "
+                f"{THROTTLE_UNAVAILABLE}): a corrupt CarData sample",
+            )
+
+
+def _check_throttle_unavailable(
+    rule: Rule, records: SessionRecords, _: QASettings
+) -> Iterator[Finding]:
+    for sample in records.telemetry:
+        if sample.throttle == THROTTLE_UNAVAILABLE:
+            yield rule.finding(
+                sample_ref(sample),
+                f"throttle {THROTTLE_UNAVAILABLE}: the feed's value for a missing reading; "
+                "treat this sample's throttle as unknown",
+            )
 
 
 def _weather_range_check(
@@ -564,6 +623,66 @@ def _check_lap_time_anomaly(
         )
 
 
+_TELEMETRY_CHANNELS = ("rpm", "speed", "gear", "throttle")
+
+
+def _check_telemetry_anomaly(
+    rule: Rule, records: SessionRecords, settings: QASettings
+) -> Iterator[Finding]:
+    # Telemetry is not stationary (every braking zone is an outlier of a rolling
+    # window), so only the detectors that mean a bad sample run here: a single-sample
+    # spike against both neighbours, and rpm or speed stuck while the car moves.
+    detector = AnomalyDetector(
+        window=settings.anomaly_window,
+        min_samples=settings.anomaly_min_samples,
+        zscore_threshold=math.inf,
+        mad_threshold=math.inf,
+        spike_threshold=settings.anomaly_spike_threshold,
+        flatline_run=settings.telemetry_flatline_run,
+    )
+    samples = sorted(
+        (
+            s
+            for s in records.telemetry
+            if _I64_MIN <= s.driver <= _I64_MAX and _I64_MIN <= s.utc_ms <= _I64_MAX
+        ),
+        # Each car's samples in time order; the values break ties (order-independent).
+        key=lambda s: (
+            s.driver,
+            s.utc_ms,
+            *(_sort_value(getattr(s, c)) for c in _TELEMETRY_CHANNELS),
+        ),
+    )
+    anomalies = detector.feed_columns(
+        [s.driver for s in samples],
+        [s.utc_ms for s in samples],
+        {
+            channel: [_finite_value(getattr(s, channel)) for s in samples]
+            for channel in _TELEMETRY_CHANNELS
+        },
+    )
+    # One finding per sample, naming every channel and detector that scored it.
+    scored: dict[RecordRef, list[str]] = defaultdict(list)
+    for driver, channel, utc_ms, value, score, kind in anomalies:
+        record = RecordRef("TelemetrySample", driver=driver, time_ms=utc_ms)
+        scored[record].append(f"{channel} {value:g} ({kind} {score:+.1f})")
+    for record, found in scored.items():
+        yield rule.finding(
+            record,
+            f"{'; '.join(found)}: a spike is one sample against both neighbours, a "
+            "flat line a sensor stuck while the car moves; check this car's CarData",
+        )
+
+
+def _sort_value(value: int | None) -> tuple[bool, int]:
+    return (value is not None, value or 0)
+
+
+def _finite_value(value: int | None) -> int | None:
+    # The detector skips what it cannot use; a value beyond 64 bits is nonsense anyway.
+    return value if value is None or _I64_MIN <= value <= _I64_MAX else None
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "range.lap_time",
@@ -571,6 +690,13 @@ RULES: tuple[Rule, ...] = (
         True,
         "lap time within 30-150 s, except laps under SC/VSC/red and in- and out-laps",
         _check_lap_time_range,
+    ),
+    Rule(
+        "range.lap_time_unknown_status",
+        1,
+        False,
+        "lap time within 30-150 s, where the track status during the lap is unknown",
+        _check_lap_time_range_unknown_status,
     ),
     Rule(
         "range.speed",
@@ -595,10 +721,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "range.throttle",
-        1,
+        2,
         True,
-        "telemetry throttle within 0-100 %",
-        _telemetry_range_check("throttle", 0, 100, " %"),
+        "telemetry throttle within 0-100 % (104 is the feed's missing reading)",
+        _check_throttle_range,
     ),
     Rule(
         "range.track_temperature",
@@ -664,6 +790,13 @@ RULES: tuple[Rule, ...] = (
         _check_missing_lap_time,
     ),
     Rule(
+        "completeness.throttle_unavailable",
+        1,
+        False,
+        "telemetry throttle is not the feed's missing-reading value 104",
+        _check_throttle_unavailable,
+    ),
+    Rule(
         "uniqueness.duplicate_lap",
         1,
         False,
@@ -699,6 +832,14 @@ RULES: tuple[Rule, ...] = (
         False,
         "a car's clean lap times are not statistical outliers (AnomalyDetector)",
         _check_lap_time_anomaly,
+    ),
+    Rule(
+        "anomaly.telemetry",
+        1,
+        False,
+        "no single-sample spikes in rpm, speed, gear or throttle, no rpm or speed stuck "
+        "while the car moves (AnomalyDetector)",
+        _check_telemetry_anomaly,
     ),
 )
 

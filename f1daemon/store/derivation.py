@@ -9,51 +9,79 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from f1daemon.domain.events import DerivationCompleted, DerivedEvent, Event, Fact
+from f1daemon.domain.events import (
+    DerivationCompleted,
+    DerivedEvent,
+    Event,
+    Input,
+    QualityChecked,
+    QuarantineReleased,
+)
 from f1daemon.errors import UserError
-from f1daemon.feed.pipeline import PIPELINE_VERSION, Pace, derive
+from f1daemon.feed.pipeline import PIPELINE_VERSION, Derivation, Pace, derive
+from f1daemon.qa.report import QAReport
+from f1daemon.qa.verdicts import check_run
 from f1daemon.store.eventlog import EventLog, events_digest
 from f1daemon.store.persistence import to_stored_event
 
 
 class _HashedFacts:
-    """The facts of a session as the derivation reads them, hashed on the way."""
+    """The facts of a session as the derivation reads them, hashed on the way; the
+    operators' releases among them are kept aside for QA."""
 
-    def __init__(self, facts: Iterator[tuple[int, Fact]]) -> None:
+    def __init__(self, facts: Iterator[tuple[int, Input]]) -> None:
         self._facts = facts
         self._digest = hashlib.sha256()
+        self.releases: list[QuarantineReleased] = []
+        self.last_position = 0
 
-    def __iter__(self) -> Iterator[tuple[int, Fact]]:
+    def __iter__(self) -> Iterator[tuple[int, Input]]:
         for position, fact in self._facts:
             self._digest.update(
                 f"{position}\0{fact.source}\0{fact.stream}\0{fact.sequence}\0".encode()
             )
-            self._digest.update(fact.payload.encode())
+            if isinstance(fact, QuarantineReleased):
+                self._digest.update(f"{fact.rule}\0{fact.record}".encode())
+                self.releases.append(fact)
+            else:
+                self._digest.update(fact.payload.encode())
             self._digest.update(b"\0")
+            self.last_position = max(self.last_position, position)
             yield position, fact
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
 
 
+def derive_checked(
+    session: str, facts: _HashedFacts, pace: Pace | None = None
+) -> tuple[Derivation, QAReport]:
+    """The decoders' events with QA's verdicts applied (see `f1daemon.qa.verdicts`)."""
+    derivation = derive(session, facts, pace)
+    events, report = check_run(session, derivation.events, facts.releases)
+    return replace(derivation, events=events), report
+
+
 def derive_session(
     log: EventLog, session: str, until: int | None = None, pace: Pace | None = None
 ) -> DerivationCompleted:
-    """Run the current pipeline over a session's facts and append the result as a run.
+    """Run the current pipeline and QA over a session's facts; append the result as a run.
 
     `until` limits the facts to a log position; `pace` is called before each fact
     (a replay at a chosen speed).
     """
-    facts = _HashedFacts(log.facts(session, until))
-    derivation = derive(session, facts, pace)
+    facts = _HashedFacts(log.inputs(session, until))
+    derivation, _ = derive_checked(session, facts, pace)
     return log.record_derivation(
         session,
         derivation.events,
         pipeline_version=PIPELINE_VERSION,
         facts=derivation.facts,
-        last_fact_position=derivation.last_fact_position,
+        # Every input counts (a quarantined line, a release): else a derivation would
+        # find them "new" again at every look.
+        last_fact_position=facts.last_position,
         undecodable=derivation.undecodable,
         facts_sha256=facts.hexdigest(),
         until_position=until,
@@ -94,11 +122,11 @@ def verify_run(log: EventLog, session: str, completed: DerivationCompleted) -> V
     # (facts appended since then belong to later runs).
     limit = completed.until_position
     facts = _HashedFacts(
-        log.facts(session, completed.last_fact_position if limit is None else limit)
+        log.inputs(session, completed.last_fact_position if limit is None else limit)
     )
     comparable = completed.pipeline_version == PIPELINE_VERSION
     # Another pipeline's run cannot be derived again here: only read its facts.
-    again = derive(session, facts).events if comparable else [f for _, f in facts]
+    again = derive_checked(session, facts)[0].events if comparable else [f for _, f in facts]
     problems: list[str] = []
     notes: list[str] = []
     if facts.hexdigest() != completed.facts_sha256:
@@ -146,3 +174,9 @@ def current_events(log: EventLog, session: str) -> list[DerivedEvent]:
     if run is None:
         raise UserError(f"session {session!r} has no current derived data; run replay")
     return log.derived_events(session, run)
+
+
+def run_report(log: EventLog, session: str, run: int) -> QAReport | None:
+    """The QA report a derivation run recorded (None: derived before QA reports)."""
+    last = log.last_derived_event(session, run)
+    return QAReport.of(last) if isinstance(last, QualityChecked) else None

@@ -2,10 +2,11 @@
 
 Streams (eventsourcing's originators; ids are text):
 
-* `facts:{session}:{source}:{stream}` — `MessageReceived`, version = the message's
-  sequence in its stream (a file's line number). The recorder's unique
-  (originator, version) key makes appends idempotent: a fact already logged is
-  never logged twice.
+* `facts:{session}:{source}:{stream}` — `MessageReceived` and `RecordQuarantined`,
+  version = the message's sequence in its stream (a file's line number). The
+  recorder's unique (originator, version) key makes appends idempotent: a fact
+  already logged is never logged twice. An operator's `QuarantineReleased` are the
+  facts of `facts:{session}:operator:quarantine-releases`.
 * `sessions` — `SessionRegistered`, one per session.
 * `derivations:{session}` — `DerivationCompleted`, version = run number.
 * `derived:{session}:{run}` — the events that run derived.
@@ -46,7 +47,9 @@ from f1daemon.domain.events import (
     DerivedEvent,
     Event,
     Fact,
+    Input,
     MessageReceived,
+    QuarantineReleased,
     RecordQuarantined,
     RolledBack,
     SessionRegistered,
@@ -66,6 +69,9 @@ SESSIONS_STREAM = "sessions"
 VERSIONS_STREAM = "versions"
 APPEND_BATCH = 5_000  # facts per transaction
 READ_PAGE = 10_000  # notifications per query
+# The topics of a derivation's inputs (see `EventLog.facts`).
+INPUT_TOPICS = [topic_of(t) for t in (MessageReceived, RecordQuarantined, QuarantineReleased)]
+RELEASES_SOURCE, RELEASES_STREAM = "operator", "quarantine-releases"
 CREATE_ATTEMPTS = 5
 
 
@@ -138,7 +144,7 @@ class EventLog:
 
     # -- writing ---------------------------------------------------------------------
 
-    def append_facts(self, facts: Iterable[Fact]) -> AppendResult:
+    def append_facts(self, facts: Iterable[Input]) -> AppendResult:
         """Append the facts not yet logged, in batches of one transaction each.
 
         A fact (a message, or input quarantined because it could not be framed) is
@@ -163,6 +169,21 @@ class EventLog:
             self._insert(stored)
             appended += len(stored)
         return AppendResult(appended=appended, already_logged=already, quarantined=quarantined)
+
+    def record_release(self, release: QuarantineReleased) -> QuarantineReleased:
+        """Append an operator's release as the session's next one (its `sequence` is
+        set here); concurrent releases each get their own number."""
+        stream = fact_stream_id(release.session, RELEASES_SOURCE, RELEASES_STREAM)
+        while True:
+            numbered = release.model_copy(
+                update={
+                    "source": RELEASES_SOURCE,
+                    "stream": RELEASES_STREAM,
+                    "sequence": self._stream_head(stream) + 1,
+                }
+            )
+            if self.append_facts([numbered]).appended:
+                return numbered
 
     def register_session(self, session: str, origin: str) -> bool:
         """Record a session the first time it is seen; return whether it was new."""
@@ -255,25 +276,49 @@ class EventLog:
         return [to_domain_event_of(r, SessionRegistered).session for r in records]
 
     def facts(self, session: str, until: int | None = None) -> Iterator[tuple[int, Fact]]:
-        """A session's facts with their log positions, in log order (up to `until`)."""
+        """A session's facts as received, with their log positions, in log order (up to
+        `until`)."""
+        for position, fact in self.inputs(session, until):
+            if not isinstance(fact, QuarantineReleased):
+                yield position, fact
+
+    def inputs(self, session: str, until: int | None = None) -> Iterator[tuple[int, Input]]:
+        """What a derivation of a session reads: its facts and the operators' releases,
+        with their log positions, in log order (up to `until`)."""
         prefix = f"facts:{session}:"
-        topics = [topic_of(MessageReceived), topic_of(RecordQuarantined)]
-        for notification in self._notifications(topics, until):
+        for notification in self._notifications(INPUT_TOPICS, until):
             if str(notification.originator_id).startswith(prefix):
                 fact = to_domain_event_of(notification, Event)
-                if not isinstance(fact, MessageReceived | RecordQuarantined):
+                if not isinstance(fact, Input):
                     raise UnexpectedEventError(f"{notification.originator_id}: not a fact")
                 yield notification.id, fact
 
     def has_facts_after(self, session: str, position: int) -> bool:
-        """Whether a session has facts logged after a position (none are decoded: the
-        notifications after it are read, usually few)."""
+        """Whether a session has facts (or releases) logged after a position (none are
+        decoded: the notifications after it are read, usually few)."""
         prefix = f"facts:{session}:"
-        topics = [topic_of(MessageReceived), topic_of(RecordQuarantined)]
         return any(
             str(n.originator_id).startswith(prefix)
-            for n in self._notifications(topics, start=position + 1)
+            for n in self._notifications(INPUT_TOPICS, start=position + 1)
         )
+
+    def quarantined(self, session: str) -> Iterator[tuple[int, bool, RecordQuarantined]]:
+        """A session's quarantined records with their log positions and whether they
+        were derived: its facts' and those of its current derivation run (older runs'
+        are history)."""
+        run = self.current_run(session)
+        derived = f"derived:{session}:{run}" if run is not None else None
+        prefix = f"facts:{session}:"
+        for notification in self._notifications([topic_of(RecordQuarantined)]):
+            origin = str(notification.originator_id)
+            if origin.startswith(prefix) or origin == derived:
+                event = to_domain_event_of(notification, RecordQuarantined)
+                yield notification.id, origin == derived, event
+
+    def event_at(self, position: int) -> Event | None:
+        """The event at a log position, if any."""
+        page = self._recorder.select_notifications(position, 1, stop=position)
+        return to_domain_event_of(page[0], Event) if page else None
 
     def latest_derivation(self, session: str) -> DerivationCompleted | None:
         """The most recent derivation run of a session."""
@@ -292,6 +337,11 @@ class EventLog:
                 raise UnexpectedEventError(f"{record.originator_id}: {type(event).__name__}")
             events.append(cast("DerivedEvent", event))
         return events
+
+    def last_derived_event(self, session: str, run: int) -> Event | None:
+        """The last event a derivation run derived (its QA report, since pipeline 2.2)."""
+        records = self._recorder.select_events(f"derived:{session}:{run}", desc=True, limit=1)
+        return to_domain_event(records[0]) if records else None
 
     def derivation_runs(
         self, session: str, until: int | None = None
@@ -338,7 +388,7 @@ class EventLog:
         if stored:
             self._recorder.insert_events(stored)
 
-    def _logged_sequences(self, batch: Sequence[Fact]) -> dict[str, set[int]]:
+    def _logged_sequences(self, batch: Sequence[Input]) -> dict[str, set[int]]:
         """The sequences already logged in the range each stream of a batch covers."""
         ranges: dict[str, tuple[int, int]] = {}
         for fact in batch:

@@ -59,10 +59,11 @@ def replay(
 def replay_into(
     log: EventLog, target: EventLog, session: str, until: str | None = None
 ) -> DerivationCompleted:
-    """Replay a session into another store: its facts (up to a tag or position) copied
-    there, idempotently, then derived there. The source log is only read."""
+    """Replay a session into another store: its facts and releases (up to a tag or
+    position) copied there, idempotently, then derived there. The source log is only
+    read."""
     target.register_session(session, f"replay from {log.store.redacted}")
-    target.append_facts(fact for _, fact in log.facts(session, resolve_position(log, until)))
+    target.append_facts(fact for _, fact in log.inputs(session, resolve_position(log, until)))
     return derive_session(target, session)
 
 

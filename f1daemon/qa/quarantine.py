@@ -1,0 +1,112 @@
+"""The quarantine of a session, for operators: what is held back, why, and releasing it.
+
+A record is quarantined at one of three stages, told apart by where its
+`RecordQuarantined` is:
+
+* `source` — a line that could not be framed as a message (a fact of the log);
+* `decoder` — a message whose content the decoders could not read (derived);
+* `qa` — a derived record that broke a blocking QA rule (derived, `source` = `qa`).
+
+Only `qa` quarantines can be released: the record exists and only a rule's verdict
+holds it back. A release is a `QuarantineReleased` fact naming the rule and the
+record; the session is then derived again, and from that run on the record is kept,
+flagged with who released it and why. The earlier runs still show it quarantined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from f1daemon.domain.events import (
+    DerivationCompleted,
+    QuarantineReleased,
+    RecordQuarantined,
+)
+from f1daemon.errors import UserError
+from f1daemon.qa.verdicts import QA_SOURCE
+from f1daemon.store.derivation import derive_session
+from f1daemon.store.eventlog import RELEASES_SOURCE, RELEASES_STREAM, EventLog
+
+Stage = Literal["source", "decoder", "qa"]
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """One quarantined record and where it is in the log."""
+
+    position: int
+    stage: Stage
+    event: RecordQuarantined
+
+    @property
+    def what(self) -> str:
+        """The record (QA) or the input (source, decoder) as an operator finds it."""
+        if self.event.record is not None:
+            return self.event.record
+        topic = f" ({self.event.topic})" if self.event.topic else ""
+        return f"{self.event.stream} #{self.event.sequence}{topic}"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.position,
+            "stage": self.stage,
+            "what": self.what,
+            **self.event.model_dump(mode="json"),
+        }
+
+
+def quarantined(log: EventLog, session: str) -> list[Quarantined]:
+    """What a session's current data holds back, oldest first."""
+    return [
+        Quarantined(position, _stage(derived, event), event)
+        for position, derived, event in log.quarantined(session)
+    ]
+
+
+def _stage(derived: bool, event: RecordQuarantined) -> Stage:
+    if not derived:
+        return "source"
+    return "qa" if event.source == QA_SOURCE and event.record is not None else "decoder"
+
+
+def find(log: EventLog, session: str, position: int) -> Quarantined:
+    """The quarantined record with this id (log position) in the session's current data."""
+    for entry in quarantined(log, session):
+        if entry.position == position:
+            return entry
+    raise UserError(
+        f"no quarantined record {position} in the current data of {session}; "
+        "`f1daemon quarantine list` shows them"
+    )
+
+
+def release(
+    log: EventLog, session: str, position: int, *, reason: str, released_by: str
+) -> tuple[QuarantineReleased, DerivationCompleted]:
+    """Release a QA quarantine: record the release, then derive the session again."""
+    if not reason.strip():
+        raise UserError("a release needs a reason (--reason): it is kept in the log")
+    entry = find(log, session, position)
+    if entry.stage != "qa" or entry.event.record is None:
+        raise UserError(
+            f"quarantined record {position} was held back by its {entry.stage} "
+            f"({entry.event.rule}): it is not a record that could be derived, so there "
+            "is nothing to release; it stays in the log as received"
+        )
+    released = log.record_release(
+        QuarantineReleased(
+            session=session,
+            source=RELEASES_SOURCE,
+            stream=RELEASES_STREAM,
+            sequence=1,  # numbered by the log
+            rule=entry.event.rule,
+            record=entry.event.record,
+            reason=reason.strip(),
+            released_by=released_by,
+            quarantine_position=position,
+            at=datetime.now(UTC),
+        )
+    )
+    return released, derive_session(log, session)
