@@ -1,0 +1,612 @@
+"""A local SignalR Core server for tests: replays a recording over the real protocol.
+
+`ReplayHub` is the hub's behaviour, independent of the transport: it answers the
+handshake, the subscription (a ``type 3`` completion whose result is the recording's
+subscribe-reply snapshot, restricted to the subscribed topics) and then sends the
+recording's feed messages as ``type 1`` ``feed`` invocations, as fast as the socket
+takes them. Two transports carry it:
+
+* `serve_signalr` — real HTTP and websocket on one TCP port (h11 for HTTP, the
+  websocket by trio-websocket over the same connection): ``OPTIONS …/negotiate``
+  sets a load-balancer cookie, ``POST …/negotiate?negotiateVersion=1`` requires it
+  and issues a connection token, the websocket upgrade ``…?id=TOKEN`` requires
+  both (and, when configured, ``Authorization: Bearer <token>``: 401 otherwise).
+* `ReplayHub.memory_connector` — an in-memory socket pair (no negotiate), for tests
+  on trio's virtual clock (`autojump_clock`), which real sockets defeat.
+
+Faults (`Faults`) are injected by the hub:
+
+* `Interruption`, per connection (the n-th entry for the n-th connection): after
+  ``after`` feed frames, ``drop`` (TCP closed without a close message),
+  ``drop-mid-frame`` (first half of the next frame sent, then the drop), ``close``
+  (a ``type 7`` close with ``error``), or ``stall`` (nothing more, connection open;
+  pings every ``stall_ping_interval_s`` if set).
+* ``resume`` — True: a new connection sends a fresh snapshot (the recording's reply;
+  the replay does not merge deltas into a current state) and then the feed from the
+  first message no connection has sent whole; False: the feed starts over (a client
+  then sees duplicates — the mode exists to show the difference).
+* ``frames_per_message`` — frames packed into one websocket message; ``split`` —
+  each websocket message cut in two (so frames straddle messages).
+* ``garbage`` — raw frames sent (once) before the feed message of that index.
+* ``ping_every`` — a ping frame after every n feed frames.
+* ``refuse_first`` — the first n connection attempts fail (HTTP 503 on negotiate;
+  ``ConnectionRefusedError`` in memory).
+* ``require_token`` — the bearer token negotiate and the websocket require.
+
+After the last feed message the connection stays open and silent.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Literal, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+import orjson
+import trio
+import trio_websocket
+
+from f1daemon.sources.recording import Messages, Recording
+from f1daemon.sources.signalr import BearerToken, Connector, MessageSocket
+
+RS = "\x1e"
+PING_FRAME = '{"type":6}'
+BASE_PATH = "/signalrcore"
+COOKIE_NAME = "AWSALBCORS"
+
+# What a socket raises once the other side has gone.
+CLOSED = (
+    trio_websocket.ConnectionClosed,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.EndOfChannel,
+)
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """How one connection ends early: after ``after`` feed frames sent whole."""
+
+    after: int
+    how: Literal["drop", "drop-mid-frame", "close", "stall"] = "drop"
+    error: str | None = None  # the close message's error (how="close")
+
+
+@dataclass(frozen=True)
+class Faults:
+    interruptions: tuple[Interruption | None, ...] = ()
+    resume: bool = True
+    frames_per_message: int = 1
+    split: bool = False
+    garbage: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    ping_every: int = 0
+    stall_ping_interval_s: float | None = None
+    refuse_first: int = 0
+    require_token: str | None = None
+
+
+@dataclass
+class ConnectionLog:
+    """What the hub saw of one websocket connection."""
+
+    number: int
+    headers: Mapping[str, str]
+    handshake: object = None
+    topics: tuple[str, ...] = ()
+    subscribed: trio.Event = field(default_factory=trio.Event)
+    first_feed: int = 0  # the feed index it started at
+    feed_sent: int = 0  # feed frames it sent whole
+    ping_times: list[float] = field(default_factory=list)  # client pings (trio time)
+    unexpected: list[str] = field(default_factory=list)  # client frames not understood
+    ended: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(frozen=True)
+class HttpLog:
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    status: int
+
+
+class HubSocket(Protocol):
+    """The server's side of a websocket."""
+
+    async def send_message(self, message: str) -> None: ...
+
+    async def get_message(self) -> str | bytes: ...
+
+    async def abort(self) -> None:
+        """End the connection without a close message (as a network failure would)."""
+
+    async def close(self) -> None:
+        """End the connection properly."""
+
+
+class ReplayHub:
+    """The Streaming hub replaying one recording, with faults."""
+
+    def __init__(
+        self,
+        snapshot: Mapping[str, object],
+        feed: Sequence[tuple[str, object, str]],
+        faults: Faults | None = None,
+    ) -> None:
+        self.snapshot = dict(snapshot)
+        self.faults = faults or Faults()
+        self.feed_topics = [topic for topic, _, _ in feed]
+        self.feed_frames = [
+            orjson.dumps({"type": 1, "target": "feed", "arguments": [t, d, u]}).decode()
+            for t, d, u in feed
+        ]
+        self.position = 0  # first feed message no connection has sent whole
+        self.attempts = 0
+        self.attempt_times: list[float] = []
+        self.connections: list[ConnectionLog] = []
+        self.http: list[HttpLog] = []
+        self.cookie = f"{COOKIE_NAME}={secrets.token_hex(8)}"
+        self._tokens: set[str] = set()
+        self._garbage_sent: set[int] = set()
+
+    @classmethod
+    def from_recording(cls, recording: Recording, faults: Faults | None = None) -> ReplayHub:
+        """The recording's first subscribe reply is the snapshot; its feed messages follow."""
+        snapshot: dict[str, object] = {}
+        feed: list[tuple[str, object, str]] = []
+        replied = False
+        for outcome in recording.outcomes:
+            if not isinstance(outcome, Messages):
+                continue
+            keyframes = [m for m in outcome.messages if m.keyframe]
+            if keyframes and not replied:
+                replied = True
+                snapshot = {m.topic: orjson.loads(m.payload) for m in keyframes}
+            for message in outcome.messages:
+                if message.keyframe:
+                    continue
+                assert message.utc is not None  # framed feed messages always have one
+                stamp = message.utc.isoformat().replace("+00:00", "Z")
+                feed.append((message.topic, orjson.loads(message.payload), stamp))
+        return cls(snapshot, feed, faults)
+
+    # -- HTTP negotiate ----------------------------------------------------------------------
+
+    def authorised(self, headers: Mapping[str, str]) -> bool:
+        required = self.faults.require_token
+        return required is None or headers.get("authorization") == f"Bearer {required}"
+
+    def has_cookie(self, headers: Mapping[str, str]) -> bool:
+        cookies = [c.strip() for c in headers.get("cookie", "").split(";")]
+        return self.cookie in cookies
+
+    def negotiate(
+        self, method: str, target: str, headers: Mapping[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Status, headers and body of an HTTP request that is no websocket upgrade."""
+        parts = urlsplit(target)
+        status, extra, body = self._negotiate(method, parts.path, parse_qs(parts.query), headers)
+        self.http.append(HttpLog(method, target, dict(headers), status))
+        return status, extra, body
+
+    def _negotiate(
+        self, method: str, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        refusal = self._refusal(method, path, query, headers)
+        if refusal is not None:
+            return refusal
+        if method == "OPTIONS":
+            return 204, [("Set-Cookie", f"{self.cookie}; Path=/")], b""
+        self._attempt()
+        if self.attempts <= self.faults.refuse_first:
+            return 503, [], b"try again later"
+        # Tokens with + / = test that the client quotes them in the websocket URL.
+        token = base64.b64encode(secrets.token_bytes(24)).decode()
+        self._tokens.add(token)
+        reply = {
+            "negotiateVersion": 1,
+            "connectionId": secrets.token_hex(8),
+            "connectionToken": token,
+            "availableTransports": [
+                {"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}
+            ],
+        }
+        return 200, [("Content-Type", "application/json")], orjson.dumps(reply)
+
+    def _refusal(
+        self, method: str, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        if path != f"{BASE_PATH}/negotiate":
+            return 404, [], b"not found"
+        if not self.authorised(headers):
+            return 401, [("WWW-Authenticate", "Bearer")], b"unauthorised"
+        if method == "OPTIONS":
+            return None
+        if method != "POST" or query.get("negotiateVersion") != ["1"]:
+            return 400, [], b"expected POST negotiate?negotiateVersion=1"
+        if not self.has_cookie(headers):
+            return 400, [], b"no load-balancer cookie"
+        return None
+
+    def upgrade_refusal(self, target: str, headers: Mapping[str, str]) -> int | None:
+        """The status refusing a websocket upgrade, or None to accept it."""
+        parts = urlsplit(target)
+        token = parse_qs(parts.query).get("id", [""])[0]
+        status = None
+        if parts.path != BASE_PATH:
+            status = 404
+        elif not self.authorised(headers):
+            status = 401
+        elif not self.has_cookie(headers) or token not in self._tokens:
+            status = 400
+        self._tokens.discard(token)  # a connection token is good for one connection
+        self.http.append(HttpLog("GET", target, dict(headers), status or 101))
+        return status
+
+    def _attempt(self) -> None:
+        self.attempts += 1
+        self.attempt_times.append(trio.current_time())
+
+    # -- in memory ---------------------------------------------------------------------------
+
+    def memory_connector(self, nursery: trio.Nursery) -> Connector:
+        """A client connector to this hub over in-memory sockets (served in ``nursery``)."""
+
+        def connect(token: BearerToken | None) -> AbstractAsyncContextManager[MessageSocket]:
+            return self._memory_connection(nursery, token)
+
+        return connect
+
+    @asynccontextmanager
+    async def _memory_connection(
+        self, nursery: trio.Nursery, token: BearerToken | None
+    ) -> AsyncIterator[MessageSocket]:
+        await trio.lowlevel.checkpoint()
+        self._attempt()
+        if self.attempts <= self.faults.refuse_first:
+            raise ConnectionRefusedError("connection refused (test hub)")
+        headers = {} if token is None else {"authorization": f"Bearer {token.reveal()}"}
+        to_client, from_server = trio.open_memory_channel[str | bytes](1000)
+        to_server, from_client = trio.open_memory_channel[str | bytes](1000)
+        client = MemorySocket(to_server, from_server)
+        nursery.start_soon(self.serve, MemorySocket(to_client, from_client), headers)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+
+    # -- the hub -----------------------------------------------------------------------------
+
+    async def serve(self, socket: HubSocket, headers: Mapping[str, str]) -> None:
+        """One connection, from the handshake until either side ends it."""
+        log = ConnectionLog(number=len(self.connections) + 1, headers=dict(headers))
+        self.connections.append(log)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read_then_stop, socket, log, nursery.cancel_scope)
+                try:
+                    await log.subscribed.wait()
+                    await self._write(socket, log)
+                except CLOSED:
+                    pass
+                nursery.cancel_scope.cancel()
+        finally:
+            log.ended.set()
+
+    async def _read_then_stop(
+        self, socket: HubSocket, log: ConnectionLog, scope: trio.CancelScope
+    ) -> None:
+        buffer = ""
+        try:
+            while True:
+                message = await socket.get_message()
+                text = message if isinstance(message, str) else message.decode()
+                *frames, buffer = (buffer + text).split(RS)
+                for frame in frames:
+                    await self._client_frame(socket, log, frame)
+        except CLOSED:
+            pass
+        scope.cancel()  # the client has gone: stop writing too
+
+    async def _client_frame(self, socket: HubSocket, log: ConnectionLog, text: str) -> None:
+        try:
+            frame = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            log.unexpected.append(text)
+            return
+        if log.handshake is None:
+            log.handshake = frame
+            if frame == {"protocol": "json", "version": 1}:
+                await socket.send_message("{}" + RS)
+            else:
+                await socket.send_message('{"error":"unsupported protocol"}' + RS)
+                await socket.close()
+            return
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == 6:
+            log.ping_times.append(trio.current_time())
+        elif (
+            kind == 1
+            and isinstance(frame, dict)
+            and str(frame.get("target")).lower() == "subscribe"
+            and frame.get("invocationId") == "1"
+        ):
+            arguments = frame.get("arguments")
+            if isinstance(arguments, list) and arguments and isinstance(arguments[0], list):
+                log.topics = tuple(str(topic) for topic in arguments[0])
+                log.subscribed.set()
+                return
+            log.unexpected.append(text)
+        elif kind != 7:
+            log.unexpected.append(text)
+
+    async def _write(self, socket: HubSocket, log: ConnectionLog) -> None:
+        faults = self.faults
+        number = log.number - 1
+        interruption = faults.interruptions[number] if number < len(faults.interruptions) else None
+        out = _Packer(socket, faults.frames_per_message, split=faults.split)
+        subscribed = set(log.topics)
+        result = {t: data for t, data in self.snapshot.items() if t in subscribed}
+        await out.frame(orjson.dumps({"type": 3, "invocationId": "1", "result": result}).decode())
+        index = self.position if faults.resume else 0
+        log.first_feed = index
+        while index < len(self.feed_frames):
+            if interruption is not None and log.feed_sent == interruption.after:
+                await out.flush()
+                self.position = max(self.position, index)
+                await self._interrupt(socket, interruption, index)
+                return
+            if index in faults.garbage and index not in self._garbage_sent:
+                self._garbage_sent.add(index)
+                for garbage in faults.garbage[index]:
+                    await out.frame(garbage)
+            if self.feed_topics[index] in subscribed:
+                await out.frame(self.feed_frames[index])
+                log.feed_sent += 1
+                if faults.ping_every and log.feed_sent % faults.ping_every == 0:
+                    await out.frame(PING_FRAME)
+            index += 1
+            if out.empty:
+                # Only frames the socket took count as sent (a resumed feed starts after).
+                self.position = max(self.position, index)
+        await out.flush()
+        self.position = len(self.feed_frames)
+        await self._hold(socket)
+
+    async def _interrupt(self, socket: HubSocket, interruption: Interruption, index: int) -> None:
+        if interruption.how == "drop":
+            await socket.abort()
+        elif interruption.how == "drop-mid-frame":
+            frame = self.feed_frames[index]
+            await socket.send_message(frame[: len(frame) // 2])
+            await socket.abort()
+        elif interruption.how == "close":
+            close: dict[str, object] = {"type": 7}
+            if interruption.error is not None:
+                close["error"] = interruption.error
+            await socket.send_message(orjson.dumps(close).decode() + RS)
+            await socket.close()
+        else:
+            await self._hold(socket)
+
+    async def _hold(self, socket: HubSocket) -> None:
+        """Keep the connection open and send nothing (but pings, if configured)."""
+        interval = self.faults.stall_ping_interval_s
+        if interval is None:
+            await trio.sleep_forever()
+        while True:
+            await trio.sleep(interval)
+            await socket.send_message(PING_FRAME + RS)
+
+
+class _Packer:
+    """Sends frames, ``per_message`` to a websocket message, each message maybe split."""
+
+    def __init__(self, socket: HubSocket, per_message: int, *, split: bool) -> None:
+        self.socket = socket
+        self.per_message = per_message
+        self.split = split
+        self._batch: list[str] = []
+
+    @property
+    def empty(self) -> bool:
+        return not self._batch
+
+    async def frame(self, text: str) -> None:
+        self._batch.append(text + RS)
+        if len(self._batch) >= self.per_message:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._batch:
+            return
+        message = "".join(self._batch)
+        self._batch = []
+        if self.split and len(message) > 1:
+            cut = len(message) // 2
+            await self.socket.send_message(message[:cut])
+            await self.socket.send_message(message[cut:])
+        else:
+            await self.socket.send_message(message)
+
+
+# -- in-memory sockets -------------------------------------------------------------------------
+
+
+class MemorySocket:
+    """One side of an in-memory websocket: messages out, messages in."""
+
+    def __init__(
+        self,
+        outgoing: trio.MemorySendChannel[str | bytes],
+        incoming: trio.MemoryReceiveChannel[str | bytes],
+    ) -> None:
+        self._out = outgoing
+        self._in = incoming
+
+    async def send_message(self, message: str) -> None:
+        await self._out.send(message)
+
+    async def get_message(self) -> str | bytes:
+        # After the other side closed: what it sent first, then EndOfChannel.
+        return await self._in.receive()
+
+    async def abort(self) -> None:
+        await self._out.aclose()
+
+    async def close(self) -> None:
+        await self._out.aclose()
+
+    async def aclose(self) -> None:
+        await self._out.aclose()
+        await self._in.aclose()
+
+
+# -- HTTP + websocket on one TCP port -----------------------------------------------------------
+
+
+@asynccontextmanager
+async def serve_signalr(hub: ReplayHub, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve ``hub`` on a free local port; yields the base URL (``http://…/signalrcore``)."""
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_tcp, partial(_serve_tcp, hub), 0, host=host)
+        )
+        port = listeners[0].socket.getsockname()[1]
+        try:
+            yield f"http://{host}:{port}{BASE_PATH}"
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+async def _serve_tcp(hub: ReplayHub, stream: trio.SocketStream) -> None:
+    http = h11.Connection(h11.SERVER)
+    try:
+        while True:
+            request = await _next(http, stream)
+            if not isinstance(request, h11.Request):
+                return
+            headers = {k.decode().lower(): v.decode() for k, v in request.headers}
+            method, target = request.method.decode(), request.target.decode()
+            upgrade = headers.get("upgrade", "").lower() == "websocket"
+            if upgrade:
+                refusal = hub.upgrade_refusal(target, headers)
+                if refusal is None:
+                    head = _request_head(request)
+                    await _serve_websocket(hub, stream, head + http.trailing_data[0], headers)
+                    return
+                await _respond(http, stream, refusal, [], b"refused")
+                return
+            while not isinstance(await _next(http, stream), h11.EndOfMessage):
+                pass  # the body: negotiate has none worth reading
+            status, extra, body = hub.negotiate(method, target, headers)
+            await _respond(http, stream, status, extra, body)
+            if http.our_state is not h11.DONE or http.their_state is not h11.DONE:
+                return
+            http.start_next_cycle()
+    except (*CLOSED, h11.RemoteProtocolError):
+        pass
+    finally:
+        await stream.aclose()
+
+
+async def _next(http: h11.Connection, stream: trio.SocketStream) -> object:
+    while True:
+        event = http.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        http.receive_data(await stream.receive_some(65536))
+
+
+async def _respond(
+    http: h11.Connection,
+    stream: trio.SocketStream,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> None:
+    fields = [*headers, ("Content-Length", str(len(body)))]
+    if status >= 400:
+        fields.append(("Connection", "close"))
+    data = http.send(h11.Response(status_code=status, headers=fields)) or b""
+    if body:
+        data += http.send(h11.Data(data=body)) or b""
+    data += http.send(h11.EndOfMessage()) or b""
+    await stream.send_all(data)
+
+
+def _request_head(request: h11.Request) -> bytes:
+    """The request as received, for the websocket handshake to read it again."""
+    lines = [request.method + b" " + request.target + b" HTTP/1.1"]
+    lines += [name + b": " + value for name, value in request.headers.raw_items()]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def _serve_websocket(
+    hub: ReplayHub, stream: trio.SocketStream, head: bytes, headers: Mapping[str, str]
+) -> None:
+    raw = _Prefixed(stream, head)
+    async with trio.open_nursery() as nursery:
+        request = await trio_websocket.wrap_server_stream(
+            nursery, raw, max_message_size=64 * 1024 * 1024
+        )
+        websocket = await request.accept()
+        await hub.serve(_TcpSocket(websocket, raw), headers)
+        with trio.move_on_after(1):
+            with suppress(*CLOSED):
+                await websocket.aclose()
+        nursery.cancel_scope.cancel()
+
+
+class _TcpSocket:
+    def __init__(self, websocket: trio_websocket.WebSocketConnection, raw: _Prefixed) -> None:
+        self.websocket = websocket
+        self.raw = raw
+
+    async def send_message(self, message: str) -> None:
+        await self.websocket.send_message(message)
+
+    async def get_message(self) -> str | bytes:
+        return await self.websocket.get_message()
+
+    async def abort(self) -> None:
+        # A FIN under the websocket, no close message: to the client, the network failed.
+        # (A half-close, not a close: closing with unread input would send a RST, which
+        # may discard data the client has not read yet, and make the test flaky.)
+        await self.raw.send_eof()
+
+    async def close(self) -> None:
+        await self.websocket.aclose()
+
+
+class _Prefixed(trio.abc.HalfCloseableStream):
+    """A TCP stream that first gives back bytes already read from it (the request)."""
+
+    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
+        self._stream = stream
+        self._prefix = prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            await trio.lowlevel.checkpoint()
+            size = len(self._prefix) if max_bytes is None else max_bytes
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
