@@ -253,6 +253,30 @@ class WeatherObserved(Timed):
     )
 
 
+class WeatherForecast(Event):
+    """The weather one provider forecasts for one time at a circuit."""
+
+    provider: str = Field(description="`open-meteo` or `openweathermap`.")
+    circuit: str | None = Field(description="Ergast circuitId, when fetched for a circuit.")
+    latitude: float = Field(description="Latitude the provider answered for.")
+    longitude: float = Field(description="Longitude the provider answered for.")
+    issued_at: datetime | None = Field(
+        description="When the provider issued the forecast (neither API says: null)."
+    )
+    fetched_at: datetime = Field(description="UTC time the response was received.")
+    valid_at: datetime = Field(description="UTC time the values are forecast for.")
+    period_h: float = Field(
+        description="Hours before `valid_at` that `rain_mm` accumulates over (1 or 3)."
+    )
+    air_temp_c: float | None = Field(description="Air temperature at 2 m (°C).")
+    humidity_pct: float | None = Field(description="Relative humidity at 2 m (%).")
+    rain_probability_pct: float | None = Field(description="Probability of precipitation (%).")
+    rain_mm: float | None = Field(description="Precipitation (rain, showers, snow) in the period.")
+    wind_speed_ms: float | None = Field(description="Wind speed at 10 m (m/s).")
+    wind_direction_deg: float | None = Field(description="Wind direction at 10 m (° from).")
+    pressure_hpa: float | None = Field(description="Surface (ground-level) air pressure (hPa).")
+
+
 class SessionStateChanged(Timed):
     """The session moved between PRE_SESSION, ACTIVE, POST_SESSION and COMPLETED."""
 
@@ -354,6 +378,24 @@ class SourceStateChanged(Event):
     error: str | None = Field(default=None, description="The failure that caused the change.")
     breaker: str = Field(description="The source's circuit breaker: closed, open or half-open.")
     at: datetime = Field(description="UTC wall-clock time of the change.")
+
+
+class ConnectionGap(Event):
+    """A live source lost its connection and got it back: what was sent between is
+    missing from the log. The snapshot (keyframe) after the reconnect restores the
+    state; the gap says where to look.
+
+    Daemon-wide: `session` is the session the source was feeding, or empty.
+    """
+
+    source: str = Field(description="The source's configured name.")
+    previous_stream: str = Field(description="The stream that ended (empty: none yet).")
+    stream: str = Field(description="The stream of the new connection.")
+    disconnected_at: datetime = Field(description="UTC time the connection was lost.")
+    reconnected_at: datetime = Field(description="UTC time the new one was subscribed.")
+    seconds: float = Field(description="Length of the gap.")
+    reason: str = Field(description="Why the connection ended, e.g. `watchdog: …`.")
+    attempts: int = Field(description="Connection attempts it took.")
 
 
 class TelemetryShed(Event):
@@ -459,6 +501,7 @@ DerivedEvent = (
     | RecordQuarantined
     | AnomalyDetected
     | QualityChecked
+    | WeatherForecast
 )
 
 DERIVED_TYPES: tuple[type[Event], ...] = (
@@ -479,6 +522,7 @@ DERIVED_TYPES: tuple[type[Event], ...] = (
     RecordQuarantined,
     AnomalyDetected,
     QualityChecked,
+    WeatherForecast,
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -489,6 +533,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     RolledBack,
     SourceStateChanged,
     TelemetryShed,
+    ConnectionGap,
     QuarantineReleased,
     *DERIVED_TYPES,
 )

@@ -32,9 +32,9 @@ from typing import Final, Literal, Protocol
 
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from f1daemon.domain.events import Event, MessageReceived, RecordQuarantined
+from f1daemon.domain.events import MessageReceived, RecordQuarantined, WeatherForecast
 from f1daemon.sources.http_fetch import (
     FetchError,
     RateLimit,
@@ -134,30 +134,6 @@ def circuit(circuit_id: str) -> Circuit:
 
 
 # --- the parsed rows ---------------------------------------------------------------
-
-
-class WeatherForecast(Event):
-    """The weather one provider forecasts for one time at a circuit."""
-
-    provider: Provider = Field(description="`open-meteo` or `openweathermap`.")
-    circuit: str | None = Field(description="Ergast circuitId, when fetched for a circuit.")
-    latitude: float = Field(description="Latitude the provider answered for.")
-    longitude: float = Field(description="Longitude the provider answered for.")
-    issued_at: datetime | None = Field(
-        description="When the provider issued the forecast (neither API says: null)."
-    )
-    fetched_at: datetime = Field(description="UTC time the response was received.")
-    valid_at: datetime = Field(description="UTC time the values are forecast for.")
-    period_h: float = Field(
-        description="Hours before `valid_at` that `rain_mm` accumulates over (1 or 3)."
-    )
-    air_temp_c: float | None = Field(description="Air temperature at 2 m (°C).")
-    humidity_pct: float | None = Field(description="Relative humidity at 2 m (%).")
-    rain_probability_pct: float | None = Field(description="Probability of precipitation (%).")
-    rain_mm: float | None = Field(description="Precipitation (rain, showers, snow) in the period.")
-    wind_speed_ms: float | None = Field(description="Wind speed at 10 m (m/s).")
-    wind_direction_deg: float | None = Field(description="Wind direction at 10 m (° from).")
-    pressure_hpa: float | None = Field(description="Surface (ground-level) air pressure (hPa).")
 
 
 class ForecastParseError(ValueError):
