@@ -29,10 +29,12 @@ from pydantic import (
 )
 
 from f1daemon.errors import UserError
+from f1daemon.sources.signalr import DEFAULT_TOPICS as LIVE_TOPICS
 from f1daemon.store.url import DEFAULT_STORE_URL, STORE_ENV_VAR, parse_store_url
 
 ENV_PREFIX = "F1DAEMON_"
-SOURCE_KINDS = ("recording", "simulator")
+SourceKind = Literal["recording", "simulator", "live", "forecast", "results"]
+SOURCE_KINDS = ("recording", "simulator")  # those a --source spec names with a path or track
 
 
 class _Section(BaseModel):
@@ -119,8 +121,54 @@ class SourceSettings(_Section):
     """[[sources]]: one source actor."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["recording", "simulator"]
+    kind: SourceKind
     path: Path | None = Field(default=None, description="recording: a recording or folder.")
+    url: str | None = Field(
+        default=None,
+        description="live: the SignalR Core hub; forecast: Open-Meteo's API; results: "
+        "Jolpica's (default: the public service of each).",
+    )
+    topics: tuple[str, ...] = Field(
+        default=LIVE_TOPICS, min_length=1, description="live: the topics subscribed."
+    )
+    ping_interval_s: float = Field(default=15.0, gt=0, description="live: send a ping this often.")
+    watchdog_s: float = Field(
+        default=45.0, gt=0, description="live: reconnect after this long without a frame."
+    )
+    reconnect_initial_s: float = Field(
+        default=1.0, gt=0, description="live: first wait before reconnecting (then doubled)."
+    )
+    reconnect_cap_s: float = Field(
+        default=60.0, gt=0, description="live: longest wait between connection attempts."
+    )
+    token_file: Path | None = Field(
+        default=None, description="live: a file holding the F1 TV bearer token (CarData.z)."
+    )
+    token_env: str | None = Field(
+        default=None, description="live: an environment variable holding that token."
+    )
+    interval_s: float = Field(
+        default=900.0, gt=0, description="forecast, results: fetch again after this long."
+    )
+    attempts: int = Field(
+        default=4, ge=1, le=20, description="forecast, results: tries of each request."
+    )
+    circuit: str | None = Field(default=None, description="forecast: the Ergast circuit id.")
+    openweathermap_key_env: str | None = Field(
+        default=None,
+        description="forecast: an environment variable holding an OpenWeatherMap API key "
+        "(also ask OpenWeatherMap, besides Open-Meteo).",
+    )
+    openweathermap_url: str | None = Field(
+        default=None, description="forecast: OpenWeatherMap's API (default: the public one)."
+    )
+    season: int | None = Field(default=None, ge=1950, description="results: the season.")
+    round: int | None = Field(default=None, ge=1, description="results: one race of it.")
+    resources: tuple[Literal["results", "qualifying", "sprint", "laps", "pitstops"], ...] = Field(
+        default=("results", "qualifying", "sprint"),
+        min_length=1,
+        description="results: what to fetch (laps and pitstops need a round).",
+    )
     track: str = Field(default="monza", description="simulator: the circuit.")
     seed: int = Field(default=1, description="simulator: the seed.")
     laps: int = Field(default=12, ge=1, description="simulator: race length.")
@@ -143,6 +191,15 @@ class SourceSettings(_Section):
     def _recording_has_path(self) -> SourceSettings:
         if self.kind == "recording" and self.path is None:
             raise ValueError(f"source {self.name!r}: a recording needs a path")
+        if self.token_file is not None and self.token_env is not None:
+            raise ValueError(f"source {self.name!r}: give token_file or token_env, not both")
+        if self.kind == "forecast" and self.circuit is None:
+            raise ValueError(f"source {self.name!r}: a forecast needs a circuit")
+        if self.kind == "results" and self.season is None:
+            raise ValueError(f"source {self.name!r}: results need a season")
+        per_race = {"laps", "pitstops"} & set(self.resources)
+        if self.kind == "results" and per_race and self.round is None:
+            raise ValueError(f"source {self.name!r}: {' and '.join(sorted(per_race))} need a round")
         return self
 
 
@@ -207,13 +264,17 @@ def load_config(
 
 
 def parse_source_spec(spec: str, index: int = 0) -> dict[str, Any]:
-    """`recording:PATH[@SPEED]` or `simulator:TRACK[:SEED][@SPEED]` as a [[sources]] table."""
+    """`recording:PATH[@SPEED]`, `simulator:TRACK[:SEED][@SPEED]` or `live[:URL]` as a
+    [[sources]] table."""
+    if spec == "live" or spec.startswith("live:"):
+        url = spec.partition(":")[2]
+        return {"kind": "live", "name": "live", **({"url": url} if url else {})}
     body, _, speed = spec.partition("@")
     kind, _, rest = body.partition(":")
     if kind not in SOURCE_KINDS or not rest:
         raise UserError(
             f"bad --source {spec!r}: expected recording:PATH or simulator:TRACK[:SEED], "
-            "optionally followed by @SPEED"
+            "optionally followed by @SPEED, or live[:URL]"
         )
     table: dict[str, Any] = {"kind": kind}
     if kind == "recording":

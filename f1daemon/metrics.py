@@ -133,6 +133,12 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.connection_gaps = Counter(
+            "f1daemon_connection_gaps",
+            "Reconnects of a live source (each a ConnectionGap event), by source.",
+            ["source"],
+            registry=r,
+        )
         self.telemetry_shed = Counter(
             "f1daemon_telemetry_shed",
             "Telemetry messages shed under back-pressure.",

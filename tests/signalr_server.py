@@ -44,7 +44,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -52,6 +52,7 @@ import orjson
 import trio
 import trio_websocket
 
+from f1daemon.feed.state import JSON, merge
 from f1daemon.sources.recording import Messages, Recording
 from f1daemon.sources.signalr import BearerToken, Connector, MessageSocket
 
@@ -89,6 +90,11 @@ class Faults:
     stall_ping_interval_s: float | None = None
     refuse_first: int = 0
     require_token: str | None = None
+    # True: a new connection's snapshot is the state so far — the recording's reply
+    # with every feed message sent before merged in — as the real server sends it.
+    # False: the recording's reply each time (what a connection's facts are compared
+    # with, message for message).
+    current_snapshot: bool = False
 
 
 @dataclass
@@ -141,6 +147,7 @@ class ReplayHub:
         self.snapshot = dict(snapshot)
         self.faults = faults or Faults()
         self.feed_topics = [topic for topic, _, _ in feed]
+        self.feed_data = [(topic, data) for topic, data, _ in feed]
         self.feed_frames = [
             orjson.dumps({"type": 1, "target": "feed", "arguments": [t, d, u]}).decode()
             for t, d, u in feed
@@ -351,9 +358,10 @@ class ReplayHub:
         interruption = faults.interruptions[number] if number < len(faults.interruptions) else None
         out = _Packer(socket, faults.frames_per_message, split=faults.split)
         subscribed = set(log.topics)
-        result = {t: data for t, data in self.snapshot.items() if t in subscribed}
-        await out.frame(orjson.dumps({"type": 3, "invocationId": "1", "result": result}).decode())
         index = self.position if faults.resume else 0
+        state = self._state_at(index) if faults.current_snapshot else self.snapshot
+        result = {t: data for t, data in state.items() if t in subscribed}
+        await out.frame(orjson.dumps({"type": 3, "invocationId": "1", "result": result}).decode())
         log.first_feed = index
         while index < len(self.feed_frames):
             if interruption is not None and log.feed_sent == interruption.after:
@@ -377,6 +385,13 @@ class ReplayHub:
         await out.flush()
         self.position = len(self.feed_frames)
         await self._hold(socket)
+
+    def _state_at(self, index: int) -> dict[str, object]:
+        """The snapshot with the first `index` feed messages merged in."""
+        state: dict[str, JSON] = orjson.loads(orjson.dumps(self.snapshot))  # a deep copy
+        for topic, data in self.feed_data[:index]:
+            state[topic] = merge(state.get(topic), cast("JSON", data))
+        return dict(state)
 
     async def _interrupt(self, socket: HubSocket, interruption: Interruption, index: int) -> None:
         if interruption.how == "drop":

@@ -74,6 +74,12 @@ speed = 2.5
             "source names must be unique: a",
         ),
         ("[[sources]]\nname = 'x'\nkind = 'telnet'\n", {}, "sources.0.kind"),
+        (
+            "[[sources]]\nname = 'x'\nkind = 'live'\ntoken_file = '/t'\ntoken_env = 'T'\n",
+            {},
+            "give token_file or token_env, not both",
+        ),
+        ("[[sources]]\nname = 'x'\nkind = 'live'\ntopics = []\n", {}, "sources.0.topics"),
     ],
 )
 def test_bad_settings_are_one_clear_line(
@@ -104,6 +110,12 @@ def test_source_specs() -> None:
         "path": "/data/x.txt",
         "name": "recording-3",
         "speed": 0.0,
+    }
+    assert parse_source_spec("live") == {"kind": "live", "name": "live"}
+    assert parse_source_spec("live:http://127.0.0.1:8080/signalrcore") == {
+        "kind": "live",
+        "name": "live",
+        "url": "http://127.0.0.1:8080/signalrcore",
     }
     for bad in ("telnet:x", "simulator", "recording:"):
         with pytest.raises(UserError, match="bad --source"):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import BaseModel
 
-from f1daemon.config import Config, SourceSettings, load_config
+from f1daemon.config import Config, SourceKind, SourceSettings, load_config
 from tests.conftest import REPO
 
 EXAMPLE = REPO / "contrib" / "f1daemon.toml"
@@ -103,6 +103,9 @@ def test_every_setting_is_commented() -> None:
         assert "Default" in text, f"{match[1]} (line {number + 1}): the comment gives no default"
 
 
+EXCLUSIVE_SETTINGS = [("token_file", "token_env")]
+
+
 def test_commented_source_examples_validate(tmp_path: Path) -> None:
     recording = tmp_path / "recording.txt"
     recording.write_text("", encoding="utf-8")
@@ -113,10 +116,14 @@ def test_commented_source_examples_validate(tmp_path: Path) -> None:
 
     config = load_config(uncommented, environ={})
 
-    assert {source.kind for source in config.sources} == {"recording", "simulator"}
+    assert {source.kind for source in config.sources} == set(get_args(SourceKind))
     named: set[str] = set()
     for table in tomllib.loads(text)["sources"]:
         named.update(table)
+    # Settings that exclude each other: one of each pair is shown, both are described.
+    for one, other in EXCLUSIVE_SETTINGS:
+        if one in named or other in named:
+            named.update((one, other))
     missing = sorted(set(SourceSettings.model_fields) - named)
     assert not missing, f"[[sources]] settings not shown in {EXAMPLE.name}: {missing}"
     documented = EXAMPLE.read_text(encoding="utf-8")

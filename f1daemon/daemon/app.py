@@ -49,6 +49,8 @@ from f1daemon.config import Config, SourceSettings, load_config
 from f1daemon.control.protocol import ProtocolError, Request
 from f1daemon.control.server import ControlLimits, ControlServer
 from f1daemon.daemon.lifecycle import SessionLifecycle, SessionState
+from f1daemon.daemon.live import live_feed, live_origin
+from f1daemon.daemon.polled import forecast_feed, results_feed
 from f1daemon.daemon.sources import (
     Feed,
     LoadedData,
@@ -59,6 +61,7 @@ from f1daemon.daemon.sources import (
     replay_feed,
 )
 from f1daemon.domain.events import (
+    ConnectionGap,
     Event,
     Fact,
     MessageReceived,
@@ -73,6 +76,7 @@ from f1daemon.logs import set_level
 from f1daemon.metrics import BREAKER_STATES, Metrics
 from f1daemon.qa import QAReport
 from f1daemon.sdnotify import Notifier
+from f1daemon.sources.signalr import ConnectionGap as LiveGap
 from f1daemon.store.derivation import derive_if_changed, run_report, verify_run
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import StoreURL, parse_store_url
@@ -273,6 +277,17 @@ class Daemon:
 
     def _feed_for(self, settings: SourceSettings) -> Feed:
         stall = self.config.supervision.stall_timeout_s
+        if settings.kind == "live":
+            name = settings.name
+
+            async def find_origin(session: str) -> datetime | None:
+                return await self._state_call(lambda log: live_origin(log, session, name))
+
+            return live_feed(settings, find_origin=find_origin, on_gap=self._record_gap)
+        if settings.kind == "forecast":
+            return forecast_feed(settings)
+        if settings.kind == "results":
+            return results_feed(settings)
         load: Callable[[], LoadedData]
         if settings.kind == "simulator":
             load = functools.partial(load_simulation, settings, self.config.daemon.state_dir)
@@ -385,6 +400,32 @@ class Daemon:
             at=datetime.now(UTC),
         )
         self._queue_state(SOURCE_STATES_STREAM, event)
+
+    def _record_gap(self, runtime: SourceRuntime, gap: LiveGap) -> None:
+        """A live source reconnected: the gap, and the state change that says why."""
+        self.metrics.connection_gaps.labels(runtime.name).inc()
+        log.warning(
+            "source %s: reconnected after %.1f s (%s)",
+            runtime.name,
+            gap.seconds,
+            gap.reason,
+            extra={"fields": {"source": runtime.name, "gap_s": gap.seconds}},
+        )
+        self._queue_state(
+            SOURCE_STATES_STREAM,
+            ConnectionGap(
+                session=runtime.session or "",
+                source=runtime.name,
+                previous_stream=gap.previous_stream,
+                stream=gap.stream,
+                disconnected_at=gap.disconnected_at,
+                reconnected_at=gap.reconnected_at,
+                seconds=gap.seconds,
+                reason=gap.reason,
+                attempts=gap.attempts,
+            ),
+        )
+        self._record_source_state(runtime, "reconnected", None, gap.reason)
 
     async def _emit(self, runtime: SourceRuntime, facts: Sequence[Fact], arrived: float) -> None:
         """Log a source's facts; returns once they are durable (the acknowledgement)."""

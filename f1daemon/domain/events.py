@@ -37,6 +37,11 @@ class MessageReceived(Event):
     received_at: datetime | None = Field(
         default=None, description="UTC wall-clock time of receipt (live sources only)."
     )
+    sent_at: datetime | None = Field(
+        default=None,
+        description="The feed's own UTC stamp of the message, when it has one (live sources; "
+        "a snapshot's topics have none).",
+    )
     payload: str = Field(description="The message text exactly as received.")
     keyframe: bool = Field(
         default=False, description="A full snapshot (subscribe reply) that replaces the state."
@@ -223,6 +228,51 @@ class NeutralisationPeriod(Timed):
     end_utc: datetime | None = Field(description="UTC of its end.")
     first_lap: int | None = Field(description="Leader's lap in progress when it started.")
     last_lap: int | None = Field(description="Leader's lap in progress when it ended.")
+
+
+class NeutralisationDetected(Timed):
+    """A neutralisation detected live from one kind of evidence, as soon as it sufficed.
+
+    `session_time_ms` / `utc` are the fact that made the evidence sufficient. Each
+    source numbers its own periods from 1; the same period seen by several sources is
+    told once by each (see `f1daemon.feed.neutralisation` for the rules). The end is a
+    `NeutralisationCleared` of the same source and period (none if the stream ended
+    first). `NeutralisationPeriod` (from the track status, at its end) is unchanged.
+    """
+
+    source: str = Field(description="Kind of evidence: `track_status`, `race_control` or `timing`.")
+    period: int = Field(ge=1, description="The source's period number in the session (from 1).")
+    kind: str = Field(
+        description="`SC`, `VSC`, `RED`, or `UNKNOWN` (timing: a slowdown of either safety car)."
+    )
+    evidence: str = Field(
+        description="The evidence in words, e.g. `race control: SAFETY CAR DEPLOYED` or "
+        "`14 of 18 running cars at least 25 % slower than their green pace …`."
+    )
+    cars: tuple[int, ...] = Field(
+        default=(), description="Timing: the cars whose data made the evidence (racing numbers)."
+    )
+    cars_compared: int | None = Field(
+        default=None, description="Timing: the running cars the evidence was judged among."
+    )
+    ratio: float | None = Field(
+        default=None,
+        description="Timing slowdown: median of the slow cars' sector time / green pace.",
+    )
+
+
+class NeutralisationCleared(Timed):
+    """The end of a `NeutralisationDetected` period, by the same kind of evidence.
+
+    `session_time_ms` / `utc` are the fact that said it was over (for timing, the
+    moment the field was back at pace, so some seconds after the restart).
+    """
+
+    source: str = Field(description="Kind of evidence: `track_status`, `race_control` or `timing`.")
+    period: int = Field(ge=1, description="The period's number, as its NeutralisationDetected.")
+    kind: str = Field(description="The period's kind, as detected.")
+    started_time_ms: int = Field(description="Offset (ms) of its NeutralisationDetected.")
+    evidence: str = Field(description="What said it was over, in words.")
 
 
 class RaceControlMessage(Timed):
@@ -492,6 +542,8 @@ DerivedEvent = (
     | PitStop
     | TrackStatusChanged
     | NeutralisationPeriod
+    | NeutralisationDetected
+    | NeutralisationCleared
     | RaceControlMessage
     | WeatherObserved
     | SessionStateChanged
@@ -513,6 +565,8 @@ DERIVED_TYPES: tuple[type[Event], ...] = (
     PitStop,
     TrackStatusChanged,
     NeutralisationPeriod,
+    NeutralisationDetected,
+    NeutralisationCleared,
     RaceControlMessage,
     WeatherObserved,
     SessionStateChanged,

@@ -91,6 +91,9 @@ class _DriverTiming:
     laps_by_time: dict[int, int] = field(default_factory=dict)  # lap time ms -> latest lap
     laps_in_stint: dict[int, int] = field(default_factory=dict)
     best_ms: int | None = None  # best lap time the feed accepted
+    # The latest value the feed sent for each timed slot (and the lap time), to tell a
+    # snapshot's repeats from news when a reconnect re-sends the whole state.
+    last_sent: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -227,8 +230,11 @@ class LapFitter:
         # begins. So InPit is applied before the count moves on, PitOut after.
         if in_pit is not None:
             self._pit_entry(timing, in_pit, now)
+        # A snapshot of a driver already followed (a live reconnect's) re-sends the
+        # whole state: only what changed since is news, as in a patch.
+        resent = keyframe and timing.completed is not None
         if count is not None:
-            if keyframe or (timing.completed is None and count > 1):
+            if (keyframe and not resent) or (timing.completed is None and count > 1):
                 # Joined mid-session: earlier laps are not ours to reconstruct.
                 timing.completed = count
                 timing.current.started_ms = now
@@ -236,11 +242,14 @@ class LapFitter:
                 done.extend(self._close(driver, timing, count, now))
         if pit_out is not None:
             done.extend(self._pit_exit(driver, timing, pit_out, now))
-        for slot, value in zip(TIMED_SLOTS, timed, strict=True):
-            if value is not None:
+        for slot, value in (*zip(TIMED_SLOTS, timed, strict=True), ("lap_time", lap_time)):
+            if value is None or (resent and timing.last_sent.get(slot) == value):
+                continue
+            timing.last_sent[slot] = value
+            if slot == "lap_time":
+                self._lap_time(timing, value, personal_best, now)
+            else:
                 self._value(timing, slot, value, now)
-        if lap_time is not None:
-            self._lap_time(timing, lap_time, personal_best, now)
         return done
 
     def _lap_time(

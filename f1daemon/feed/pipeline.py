@@ -9,6 +9,7 @@ and simply derive nothing (yet).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,12 +22,16 @@ from f1daemon.domain.events import (
     DerivedEvent,
     Input,
     QuarantineReleased,
+    RaceControlMessage,
     RecordQuarantined,
+    SessionStateChanged,
     TimeBaseEstablished,
+    TrackStatusChanged,
 )
 from f1daemon.feed import weather
 from f1daemon.feed.laps import LapFitter
 from f1daemon.feed.messages import DigestedTiming, FeedMessage
+from f1daemon.feed.neutralisation import NeutralisationDetector
 from f1daemon.feed.race_control import RaceControl
 from f1daemon.feed.session_status import SessionStatusTracker
 from f1daemon.feed.state import JSON, merge
@@ -34,10 +39,13 @@ from f1daemon.feed.stints import StintTracker
 from f1daemon.feed.telemetry import position_batch, telemetry_batch
 from f1daemon.feed.timebase import TimeBase, establish
 from f1daemon.feed.track_status import TrackStatusTracker
+from f1daemon.sources import forecast
 
+# 2.3.0: neutralisations detected live (NeutralisationDetected / NeutralisationCleared)
+# from track status, race control and timing; WeatherForecast facts decoded.
 # 2.2.0: each run ends with its QA outcome (`f1daemon.qa.verdicts`). A QA rule's new
 # version changes derived data too, so it is a new pipeline version.
-PIPELINE_VERSION = "2.2.0"
+PIPELINE_VERSION = "2.3.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
 MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})
@@ -56,6 +64,7 @@ class Pipeline:
     laps: LapFitter = field(init=False)
     race_control: RaceControl = field(init=False)
     session_status: SessionStatusTracker = field(init=False)
+    neutralisation: NeutralisationDetector = field(init=False)
     states: dict[str, JSON] = field(default_factory=dict)
     quarantined: int = 0
     _topics_seen: set[str] = field(default_factory=set)
@@ -67,6 +76,7 @@ class Pipeline:
         self.laps = LapFitter(self.session, self.stints, self.track, self.time_base)
         self.race_control = RaceControl(self.session, self.laps.lap_with_time)
         self.session_status = SessionStatusTracker(self.session)
+        self.neutralisation = NeutralisationDetector(self.session, self.time_base)
 
     def start(self) -> list[DerivedEvent]:
         """The events a session's derivation opens with."""
@@ -81,6 +91,8 @@ class Pipeline:
 
     def on_fact(self, fact: FeedMessage) -> list[DerivedEvent]:
         """Derive what one fact tells; returns the events now complete."""
+        if fact.topic == forecast.TOPIC:
+            return self._forecast(fact)  # fetched, not streamed: no offset
         now = fact.offset_ms
         if now is None:
             return [
@@ -94,7 +106,14 @@ class Pipeline:
         if topic == "TimingData":
             return self._timing_data(fact, now, keyframe=keyframe)
         derived: list[DerivedEvent] = list(self.laps.due(now))
-        if topic in DECODED_TOPICS:
+        check = self.neutralisation.next_check_ms
+        if check is not None and now >= check:
+            derived.extend(self.neutralisation.tick(now))
+        if topic == "SessionInfo":
+            # Metadata: only its Type is read (races and sprints); unreadable is not a fault.
+            with contextlib.suppress(orjson.JSONDecodeError):
+                self.neutralisation.on_session_info(orjson.loads(fact.payload))
+        elif topic in DECODED_TOPICS:
             utc = fact.received_at or self.time_base.utc_at(now)
             try:
                 derived.extend(self._decode(fact, now, utc, keyframe=keyframe))
@@ -120,6 +139,7 @@ class Pipeline:
         derived: list[DerivedEvent] = []
         derived.extend(self.laps.due(now))
         derived.extend(self.laps.on_message(digest, now, keyframe=keyframe))
+        derived.extend(self.neutralisation.on_timing(digest, now, keyframe=keyframe))
         return derived
 
     def finish(self) -> list[DerivedEvent]:
@@ -154,7 +174,39 @@ class Pipeline:
                 events.extend([observed] if observed else [])
             case _:
                 pass  # LapCount: kept as state for the leader's lap
+        for event in tuple(events):
+            # The live detector reads what these decoders made of the message.
+            if isinstance(event, TrackStatusChanged):
+                events.extend(self.neutralisation.on_track_status(event))
+            elif isinstance(event, RaceControlMessage):
+                events.extend(self.neutralisation.on_race_control(event))
+            elif isinstance(event, SessionStateChanged):
+                self.neutralisation.on_session_status(event.feed_status)
         return events
+
+    def _forecast(self, fact: FeedMessage) -> list[DerivedEvent]:
+        # A forecast provider's response: its rows, or the whole body quarantined.
+        if fact.received_at is None:
+            return [self._quarantine(fact, "decode.forecast", "a forecast without a receipt time")]
+        parse = {
+            forecast.OPEN_METEO: forecast.parse_open_meteo,
+            forecast.OPENWEATHERMAP: forecast.parse_openweathermap,
+        }.get(fact.source)
+        if parse is None:
+            reason = f"no forecast decoder for source {fact.source!r}"
+            return [self._quarantine(fact, "decode.forecast", reason)]
+        prefix = f"{fact.source}/"
+        circuit = fact.stream.removeprefix(prefix) if fact.stream.startswith(prefix) else None
+        try:
+            rows = parse(
+                fact.payload,
+                fetched_at=fact.received_at,
+                session=self.session,
+                circuit=circuit or None,
+            )
+        except ValueError as error:
+            return [self._quarantine(fact, "decode.forecast", str(error))]
+        return list(rows)
 
     def _leader_lap(self) -> int | None:
         lap_count = self.states.get("LapCount")

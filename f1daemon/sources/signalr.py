@@ -51,8 +51,8 @@ Facts (handed to ``send`` one at a time, in the order received):
   ``decode.timestamp``; a per-connection offset would put a reconnect's snapshot
   before the previous connection's last messages). Frames of one websocket message
   share the offset and ``received_at`` of the message.
-* ``received_at`` — wall-clock UTC at receipt. The feed's own ``utc`` argument is
-  checked (``framing.timestamp``) but, as for recordings, only ``data`` is the payload.
+* ``received_at`` — wall-clock UTC at receipt; ``sent_at`` — the feed's own ``utc``
+  argument (checked: ``framing.timestamp``); only ``data`` is the payload.
 * ``payload`` — the data as compact JSON (for ``.z`` topics the JSON string of the
   base64 text), exactly as `f1daemon.sources.recording` writes it, so a live session
   and its recording give the same payloads.
@@ -1113,6 +1113,7 @@ class LiveClient:
             sequence=stream.next(),
             offset_ms=offset_ms,
             received_at=received_at,
+            sent_at=message.utc,
             payload=message.payload,
             keyframe=message.keyframe,
         )

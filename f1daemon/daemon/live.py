@@ -1,0 +1,183 @@
+"""The daemon's live source: the F1 feed over SignalR Core, logged as it arrives.
+
+The client (`f1daemon.sources.signalr`) connects, subscribes, reconnects and watches
+for silence on its own; this module puts what it receives into the log:
+
+* **Sessions.** A live connection carries whatever session is on: facts are logged
+  under the session the feed's `SessionInfo` names (the snapshot holds one, and a new
+  one comes when the next session starts), unless the source's configuration pins
+  `session`. Facts that arrive before any SessionInfo wait for it, until the
+  snapshot is over; then they go to `{date}_Live/{source}`.
+* **Stream time.** A session's facts are sorted by `offset_ms` when derived, so it
+  must grow across reconnects and daemon restarts. As for a recording, it follows the
+  feed's own stamps (`sent_at`): the milliseconds since the session's origin — the
+  stamp of its first stamped fact from this source, found again in the log after a
+  restart — never going backwards; a snapshot's topics (unstamped) take the time
+  reached. Our receipt time is kept (`received_at`), but the decoders' lap fitting
+  needs the feed's pace, not the pace at which a reconnect catches up.
+* **Reconnects.** Each `ConnectionGap` is recorded (stream `source-states`) with a
+  `SourceStateChanged` of state `reconnected` that gives the reason.
+
+Facts are handed to the log in batches of what has arrived, and the client is held
+(by a bounded channel) while the log catches up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import trio
+
+from f1daemon.actors.backoff import Backoff
+from f1daemon.config import SourceSettings
+from f1daemon.daemon.sources import Emit, Feed, SourceRuntime
+from f1daemon.domain.events import Fact, MessageReceived
+from f1daemon.sources.recording import session_key_from_info
+from f1daemon.sources.signalr import (
+    LIVE_URL,
+    ConnectionGap,
+    LiveItem,
+    SignalRSettings,
+    stream_live,
+)
+from f1daemon.store.eventlog import EventLog
+
+MAX_BATCH = 500  # facts handed to the writer at once
+CHANNEL_SIZE = 1_000  # received items held while the log catches up
+UNKEYED = ""  # the session of facts whose session is not known yet
+
+FindOrigin = Callable[[str], Awaitable[datetime | None]]
+OnGap = Callable[[SourceRuntime, ConnectionGap], None]
+
+
+def signalr_settings(settings: SourceSettings) -> SignalRSettings:
+    """The client's settings from a `live` source's configuration."""
+    return SignalRSettings(
+        url=settings.url or LIVE_URL,
+        topics=settings.topics,
+        source=settings.name,
+        ping_interval_s=settings.ping_interval_s,
+        watchdog_s=settings.watchdog_s,
+        backoff=Backoff(
+            initial=settings.reconnect_initial_s,
+            factor=2.0,
+            cap=max(settings.reconnect_cap_s, settings.reconnect_initial_s),
+            jitter=0.5,
+        ),
+        token_file=settings.token_file,
+        token_env=settings.token_env,
+    )
+
+
+def live_origin(log: EventLog, session: str, source: str) -> datetime | None:
+    """The origin of a session's stream time for a live source, from its first stamped
+    fact in the log (None: the source has logged none for the session)."""
+    for _, fact in log.facts(session):
+        if (
+            isinstance(fact, MessageReceived)
+            and fact.source == source
+            and fact.sent_at is not None
+            and fact.offset_ms is not None
+        ):
+            return fact.sent_at - timedelta(milliseconds=fact.offset_ms)
+    return None
+
+
+class SessionPlacer:
+    """Gives each fact of a live connection its session and its stream time."""
+
+    def __init__(self, source: str, pinned: str | None, find_origin: FindOrigin) -> None:
+        self.source = source
+        self.pinned = pinned
+        self.current = pinned or UNKEYED
+        self._find_origin = find_origin
+        self._origins: dict[str, datetime] = {}
+        self._latest: dict[str, int] = {}
+        self._waiting: list[Fact] = []
+
+    async def place(self, fact: Fact) -> list[Fact]:
+        """The facts now ready to log (none while the session is still unknown)."""
+        if self.pinned is None and isinstance(fact, MessageReceived):
+            named = _session_named(fact)
+            if named is not None:
+                self.current = named
+            elif self.current == UNKEYED and not fact.keyframe:
+                # The snapshot is over and named no session.
+                received = fact.received_at or datetime.now(UTC)
+                self.current = f"{received:%Y-%m-%d}_Live/{self.source}"
+        if self.current == UNKEYED:
+            self._waiting.append(fact)
+            return []
+        ready, self._waiting = [*self._waiting, fact], []
+        return [await self._timed(each) for each in ready]
+
+    async def _timed(self, fact: Fact) -> Fact:
+        session = self.current
+        if not isinstance(fact, MessageReceived):
+            return fact.model_copy(update={"session": session})
+        offset = self._latest.get(session, 0)
+        if fact.sent_at is not None:
+            origin = self._origins.get(session)
+            if origin is None:
+                origin = await self._find_origin(session) or fact.sent_at
+                self._origins[session] = origin
+            offset = max(offset, (fact.sent_at - origin) // timedelta(milliseconds=1))
+        self._latest[session] = offset
+        return fact.model_copy(update={"session": session, "offset_ms": offset})
+
+
+def _session_named(fact: MessageReceived) -> str | None:
+    if fact.topic != "SessionInfo":
+        return None
+    try:
+        info = orjson.loads(fact.payload)
+    except orjson.JSONDecodeError:
+        return None
+    return session_key_from_info(info) if isinstance(info, dict) else None
+
+
+def live_feed(settings: SourceSettings, *, find_origin: FindOrigin, on_gap: OnGap) -> Feed:
+    """A feed that runs the live client and logs what it receives."""
+    client = signalr_settings(settings)
+
+    async def feed(runtime: SourceRuntime, emit: Emit) -> None:
+        # The client has its own no-data watchdog (a quiet feed between sessions is
+        # normal, and pings keep the connection alive): the daemon's would only fire.
+        runtime.deadline = math.inf
+        placer = SessionPlacer(settings.name, settings.session, find_origin)
+        send, receive = trio.open_memory_channel[LiveItem](CHANNEL_SIZE)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream_live, client, UNKEYED, send.send)
+            async with receive:
+                async for first in receive:
+                    batch = [first]
+                    while len(batch) < MAX_BATCH:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                    await _log(runtime, emit, placer, batch, on_gap)
+
+    return feed
+
+
+async def _log(
+    runtime: SourceRuntime,
+    emit: Emit,
+    placer: SessionPlacer,
+    batch: list[LiveItem],
+    on_gap: OnGap,
+) -> None:
+    arrived = trio.current_time()
+    facts: list[Fact] = []
+    for item in batch:
+        if isinstance(item, ConnectionGap):
+            on_gap(runtime, item)
+        else:
+            facts.extend(await placer.place(item))
+    if facts:
+        runtime.session = facts[-1].session
+        await emit(runtime, facts, arrived)
