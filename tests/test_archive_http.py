@@ -39,6 +39,7 @@ from tests.archive_server import ArchiveServer, Fault
 
 BAHRAIN_2021 = "2021/2021-03-28_Bahrain_Grand_Prix/"
 BRITISH_2021_RACE = "2021/2021-07-18_British_Grand_Prix/2021-07-18_Race/"
+BAHRAIN_2021_RACE = "2021/2021-03-28_Bahrain_Grand_Prix/2021-03-28_Race/"
 BAKU_2023 = "2023/2023-04-30_Azerbaijan_Grand_Prix/"
 
 
@@ -544,6 +545,7 @@ def test_ingest_archive_logs_the_same_facts_as_the_folder_and_resumes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     store = f"sqlite:///{tmp_path / 'events.db'}"
+    server.inject(f"{BAHRAIN_2021_RACE}LapCount.jsonStream", Fault("status", status=503))
     argv = ["ingest", "--archive", "2021", "bahrain", "race", "--store", store]
     argv += ["--archive-url", server.url, "--cache-dir", str(tmp_path / "cache")]
     assert main(argv) == 0
@@ -556,6 +558,7 @@ def test_ingest_archive_logs_the_same_facts_as_the_folder_and_resumes(
         logged = [fact for _, fact in log.facts(key)]
         assert log.latest_derivation(key) is not None
     assert logged == local_facts(livetiming, key)
+    assert server.statuses()[503] == 1  # the fault was met, and retried
     # Again: the session is done for this store, nothing is fetched.
     server.reset_counts()
     assert main(argv) == 0

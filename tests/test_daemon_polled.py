@@ -91,26 +91,28 @@ async def test_results_are_logged_once_through_faults(tmp_path: Path, testdata: 
             *(await direct.qualifying(2021)).facts,
         ]
         server.requests.clear()
-        # The first run fails (two 503s use up both attempts); the second gets a 429
-        # and a cut body past its retries.
+        # The first run fails (three 503s use up its attempts); the second gets past a
+        # 429, a cut JSON body and a truncated response with its retries.
         server.inject(
+            Fault.server_error(503),
             Fault.server_error(503),
             Fault.server_error(503),
             Fault.too_many("0"),
             None,
             Fault.cut_json(),
+            Fault.truncated(),
         )
         source = """name = "jolpica"
 kind = "results"
 url = "URL"
 season = 2021
 resources = ["results", "qualifying"]
-attempts = 2
+attempts = 3
 interval_s = 3600""".replace("URL", f"{server.url}/ergast/f1/")
         config = polled_config(tmp_path, source)
         daemon = Daemon(config, notifier=TimedNotifier())
         await run_until(daemon, "jolpica", len(expected))
-        statuses = [r.status for r in server.requests]
+        faults = [r.fault.kind if r.fault else r.status for r in server.requests]
 
     with EventLog(parse_store_url(config.store_url)) as log:
         logged = received([f for _, f in log.facts("Results/2021")])
@@ -121,8 +123,8 @@ interval_s = 3600""".replace("URL", f"{server.url}/ergast/f1/")
     )
     assert len({(f.stream, f.sequence) for f in logged}) == len(logged)
     assert {f.topic for f in logged} == {"jolpica.results", "jolpica.qualifying"}
-    # The faults reached the daemon: 503s, the 429 and the cut body were retried.
-    assert statuses[:5] == [503, 503, 429, 200, 200]
+    # Every fault reached the daemon and was retried; then each page was served once.
+    assert faults == ["status"] * 4 + [200, "cut_json", "truncate", 200]
     # The exhausted retries failed the source, visibly, and it came back.
     kinds = [s.state for s in states]
     assert "backing-off" in kinds
