@@ -43,7 +43,9 @@ import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Literal, Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,6 +55,8 @@ import trio
 import trio_websocket
 
 from f1daemon.feed.state import JSON, merge
+from f1daemon.feed.timebase import establish
+from f1daemon.sources.archive import read_facts, topic_files
 from f1daemon.sources.recording import Messages, Recording
 from f1daemon.sources.signalr import BearerToken, Connector, MessageSocket
 
@@ -181,6 +185,25 @@ class ReplayHub:
                 stamp = message.utc.isoformat().replace("+00:00", "Z")
                 feed.append((message.topic, orjson.loads(message.payload), stamp))
         return cls(snapshot, feed, faults)
+
+    @classmethod
+    def from_archive(cls, folder: Path, faults: Faults | None = None) -> ReplayHub:
+        """An archive session's messages as the live feed would have sent them: no
+        snapshot (each topic's first message is its state, as in the archive), each
+        message stamped with the session's time base plus its offset."""
+        facts = sorted(read_facts("archive", topic_files(folder)), key=lambda f: f.offset_ms or 0)
+        t0 = establish(facts).t0 or datetime(2000, 1, 1, tzinfo=UTC)
+        feed = [
+            (
+                fact.topic,
+                orjson.loads(fact.payload),
+                (t0 + timedelta(milliseconds=fact.offset_ms or 0))
+                .isoformat()
+                .replace("+00:00", "Z"),
+            )
+            for fact in facts
+        ]
+        return cls({}, feed, faults)
 
     # -- HTTP negotiate ----------------------------------------------------------------------
 

@@ -136,3 +136,42 @@ async def test_the_daemons_live_log_is_the_capture_through_faults(
         ingest_paths(direct, [testdata / FP2])
         assert laps(derived) == laps(current_events(direct, SESSION))
     assert laps(derived)
+
+
+BAKU_2018_RACE = Path("livetiming") / "2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race"
+BAKU_SESSION = "2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_Race"
+
+
+async def test_a_whole_archive_race_over_the_live_path_derives_the_same_laps(
+    tmp_path: Path, testdata: Path
+) -> None:
+    """The 2018 Baku race (24,000 messages) sent as the live feed would have, with a
+    drop half-way: the daemon's laps equal a direct ingest of the archive's files."""
+    folder = testdata / BAKU_2018_RACE
+    hub = ReplayHub.from_archive(
+        folder, Faults(interruptions=(Interruption(12_000),), current_snapshot=True)
+    )
+    feed = len(hub.feed_frames)
+    async with serve_signalr(hub) as url:
+        config = live_config(tmp_path, url, sorted(set(hub.feed_topics)))
+        daemon = Daemon(config, notifier=TimedNotifier())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            with trio.fail_after(60):
+                while hub.position < feed:  # noqa: ASYNC110 - polling the replay
+                    await trio.sleep(0.05)
+                # Then every message, and the topics of the reconnect's snapshot.
+                resent = len(hub.connections[1].topics or ())
+                while daemon.sources["live"].position < feed + resent:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            daemon.request_shutdown()
+
+    with EventLog(parse_store_url(config.store_url)) as log:
+        received = [f for _, f in log.facts(BAKU_SESSION) if isinstance(f, MessageReceived)]
+        derived = current_events(log, BAKU_SESSION)
+    assert sum(not f.keyframe for f in received) == feed
+    with EventLog(parse_store_url(f"sqlite:///{tmp_path / 'direct.db'}")) as direct:
+        ingest_paths(direct, [folder])
+        expected = laps(current_events(direct, BAKU_SESSION))
+    assert len(expected) == 841
+    assert laps(derived) == expected

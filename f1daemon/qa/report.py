@@ -14,7 +14,7 @@ count as usable. A session with nothing to check scores 1.0 (nothing was refused
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -153,21 +153,21 @@ def outcomes(records: Iterable[RecordRef], findings: Iterable[Finding]) -> dict[
 
 def report_of(
     session: str,
-    records: Collection[RecordRef],
+    records_checked: int,
     findings: Sequence[Finding],
     rules: Sequence[Rule] = RULES,
 ) -> QAReport:
-    """The report of checking `records` with `rules`, which found `findings` (about
-    those records: a rule reports only records it checked)."""
+    """The report of checking `records_checked` records with `rules`, which found
+    `findings` (about those records: a rule reports only records it checked)."""
     # As `outcomes` decides, counted without visiting the records that passed.
     found = {finding.record for finding in findings}
     blocked = {finding.record for finding in findings if finding.severity == "blocking"}
     per_rule = Counter(finding.rule for finding in findings)
-    passed = len(records) - len(found)
+    usable = records_checked - len(blocked)
     return QAReport(
         session=session,
-        records_checked=len(records),
-        passed=passed,
+        records_checked=records_checked,
+        passed=records_checked - len(found),
         flagged=len(found) - len(blocked),
         quarantined=len(blocked),
         rules=tuple(
@@ -179,7 +179,7 @@ def report_of(
             )
             for rule in rules
         ),
-        quality_score=(passed + len(found) - len(blocked)) / len(records) if records else 1.0,
+        quality_score=usable / records_checked if records_checked else 1.0,
     )
 
 
@@ -199,4 +199,4 @@ def check_session(
     findings = check_records(records, rules, settings)
     if session is None:
         session = ", ".join(sorted({event.session for event in materialised}))
-    return findings, report_of(session, records.records(), findings, rules)
+    return findings, report_of(session, records.count(), findings, rules)

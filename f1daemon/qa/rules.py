@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain, pairwise, repeat
+from operator import attrgetter
 from typing import Literal, NamedTuple
 
 from f1daemon._native import AnomalyDetector
@@ -161,6 +162,15 @@ class SessionRecords:
             tuple(weather),
             tuple(telemetry),
             tuple(states),
+        )
+
+    def count(self) -> int:
+        """How many records the rules check: `len(self.records())`, without making them."""
+        return (
+            len({(lap.driver, lap.lap) for lap in self.laps})
+            + len({(p.driver, p.stop) for p in self.pit_stops})
+            + len({w.session_time_ms for w in self.weather})
+            + len({(s.driver, s.utc_ms) for s in self.telemetry})
         )
 
     def records(self) -> frozenset[RecordRef]:
@@ -640,26 +650,17 @@ def _check_telemetry_anomaly(
         spike_threshold=settings.anomaly_spike_threshold,
         flatline_run=settings.telemetry_flatline_run,
     )
-    samples = sorted(
-        (
+    samples = _samples_in_time_order(
+        [
             s
             for s in records.telemetry
             if _I64_MIN <= s.driver <= _I64_MAX and _I64_MIN <= s.utc_ms <= _I64_MAX
-        ),
-        # Each car's samples in time order; the values break ties (order-independent).
-        key=lambda s: (
-            s.driver,
-            s.utc_ms,
-            *(_sort_value(getattr(s, c)) for c in _TELEMETRY_CHANNELS),
-        ),
+        ]
     )
     anomalies = detector.feed_columns(
         [s.driver for s in samples],
         [s.utc_ms for s in samples],
-        {
-            channel: [_finite_value(getattr(s, channel)) for s in samples]
-            for channel in _TELEMETRY_CHANNELS
-        },
+        {channel: list(map(attrgetter(channel), samples)) for channel in _TELEMETRY_CHANNELS},
     )
     # One finding per sample, naming every channel and detector that scored it.
     scored: dict[RecordRef, list[str]] = defaultdict(list)
@@ -674,13 +675,28 @@ def _check_telemetry_anomaly(
         )
 
 
+def _samples_in_time_order(samples: list[TelemetrySample]) -> list[TelemetrySample]:
+    """Each car's samples in time order; samples of one car and time (duplicates) by
+    their values, so that the order the events came in does not matter."""
+    ordered = sorted(samples, key=_car_and_time)
+    start = 0
+    for end in range(1, len(ordered) + 1):
+        if end == len(ordered) or _car_and_time(ordered[end]) != _car_and_time(ordered[start]):
+            if end - start > 1:
+                ordered[start:end] = sorted(ordered[start:end], key=_values)
+            start = end
+    return ordered
+
+
+_car_and_time = attrgetter("driver", "utc_ms")
+
+
+def _values(sample: TelemetrySample) -> tuple[tuple[bool, int], ...]:
+    return tuple(_sort_value(getattr(sample, c)) for c in _TELEMETRY_CHANNELS)
+
+
 def _sort_value(value: int | None) -> tuple[bool, int]:
     return (value is not None, value or 0)
-
-
-def _finite_value(value: int | None) -> int | None:
-    # The detector skips what it cannot use; a value beyond 64 bits is nonsense anyway.
-    return value if value is None or _I64_MIN <= value <= _I64_MAX else None
 
 
 RULES: tuple[Rule, ...] = (

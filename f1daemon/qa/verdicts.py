@@ -84,7 +84,7 @@ def check_run(
     """A run's derived events with QA's verdicts applied, and the run's QA report."""
     records = SessionRecords.of(events)
     findings = apply_releases(check_records(records, rules, settings), releases)
-    report = report_of(session, records.records(), findings, rules)
+    report = report_of(session, records.count(), findings, rules)
     blocking: dict[RecordRef, list[Finding]] = defaultdict(list)
     flags: dict[RecordRef, list[Finding]] = defaultdict(list)
     for finding in findings:

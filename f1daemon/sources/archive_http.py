@@ -48,7 +48,6 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -62,6 +61,7 @@ from f1daemon.actors.backoff import Backoff
 from f1daemon.domain.events import MessageReceived
 from f1daemon.errors import UserError
 from f1daemon.sources.archive import SUFFIX, TopicFile, read_facts
+from f1daemon.sources.http_fetch import RetryPolicy, retry_after_seconds
 
 DEFAULT_BASE_URL = "https://livetiming.formula1.com/static/"
 USER_AGENT = "f1daemon (archive backfill)"
@@ -96,27 +96,12 @@ class ArchiveMissing(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try one URL.
-
-    `attempts` in all (the first included); between them the `backoff` schedule, or a
-    server's Retry-After when longer (capped at `max_retry_after`). `timeout` is
-    httpx's per-operation timeout (connect, each read, each write), in seconds.
-    """
-
-    attempts: int = 6
-    backoff: Backoff = field(
-        default_factory=lambda: Backoff(initial=1.0, factor=2.0, cap=30.0, jitter=0.5)
-    )
-    timeout: float = 30.0
-    max_retry_after: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"attempts must be >= 1, got {self.attempts}")
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0, got {self.timeout}")
+# The archive's retries: patient (a backfill is not in a hurry), as the shared policy.
+ARCHIVE_RETRIES = RetryPolicy(
+    attempts=6,
+    backoff=Backoff(initial=1.0, factor=2.0, cap=30.0, jitter=0.5),
+    timeout=30.0,
+)
 
 
 # -- the season's index and what to fetch from it
@@ -428,7 +413,7 @@ class ArchiveClient:
         if not base_url.startswith(("http://", "https://")):
             raise UserError(f"archive URL must be http:// or https://, got {base_url!r}")
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or ARCHIVE_RETRIES
         self.cache = HttpCache(cache_dir / "http")
         self._sleep = sleep
         self._rng = rng
@@ -474,7 +459,10 @@ class ArchiveClient:
                     raise ArchiveHTTPError(url, failure.reason, attempts, failure.status) from None
                 delay = backoff.next_delay(0.0)
                 if failure.retry_after is not None:
-                    delay = max(delay, min(failure.retry_after, self.policy.max_retry_after))
+                    if failure.retry_after > self.policy.max_retry_after:
+                        reason = f"{failure.reason}; asked to wait {failure.retry_after:g} s"
+                        raise ArchiveHTTPError(url, reason, attempt, failure.status) from None
+                    delay = max(delay, failure.retry_after)
                 self.retries += 1
                 logger.warning(
                     "GET %s: %s; retrying in %.3g s (attempt %d of %d)",
@@ -516,7 +504,7 @@ class ArchiveClient:
             raise ArchiveMissing(url, status)
         described = f"HTTP {status} {response.reason_phrase}".strip()
         if status == 429 or status >= 500:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             raise _Retry(described, status, retry_after)
         if status != 200:
             raise ArchiveHTTPError(url, described, 1, status)
@@ -599,22 +587,6 @@ class ArchiveClient:
             size += fetched.size
             revalidated += fetched.revalidated
         return SessionBackfill(session, tuple(files), tuple(skipped), size, revalidated)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 # -- sessions fetched, and the backfill
