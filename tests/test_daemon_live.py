@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from f1daemon.config import Config, load_config
+from f1daemon.config import Config, SourceSettings, load_config
 from f1daemon.daemon.app import Daemon
+from f1daemon.daemon.live import signalr_settings
 from f1daemon.domain.events import (
     ConnectionGap,
     LapCompleted,
@@ -175,3 +176,13 @@ async def test_a_whole_archive_race_over_the_live_path_derives_the_same_laps(
         expected = laps(current_events(direct, BAKU_SESSION))
     assert len(expected) == 841
     assert laps(derived) == expected
+
+
+def test_telemetry_topics_are_asked_for_only_with_a_token() -> None:
+    plain = SourceSettings(name="live", kind="live")
+    assert not {"CarData.z", "Position.z"} & set(signalr_settings(plain).topics)
+    assert "TimingData" in signalr_settings(plain).topics
+    with_token = SourceSettings(name="live", kind="live", token_env="F1TV_TOKEN")  # noqa: S106
+    assert {"CarData.z", "Position.z"} <= set(signalr_settings(with_token).topics)
+    listed = SourceSettings(name="live", kind="live", topics=("TimingData", "CarData.z"))
+    assert signalr_settings(listed).topics == ("TimingData", "CarData.z")

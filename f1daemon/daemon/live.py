@@ -53,11 +53,24 @@ FindOrigin = Callable[[str], Awaitable[datetime | None]]
 OnGap = Callable[[SourceRuntime, ConnectionGap], None]
 
 
+# Since late 2025 the feed serves these to F1 TV subscribers only (a bearer token).
+TOKEN_TOPICS = frozenset({"CarData.z", "Position.z"})
+
+
 def signalr_settings(settings: SourceSettings) -> SignalRSettings:
-    """The client's settings from a `live` source's configuration."""
+    """The client's settings from a `live` source's configuration.
+
+    Without a token the default topics leave out `CarData.z` and `Position.z` (asking
+    for them would only be refused); topics listed in the configuration are asked for
+    as listed.
+    """
+    topics = settings.topics
+    tokenless = settings.token_file is None and settings.token_env is None
+    if tokenless and "topics" not in settings.model_fields_set:
+        topics = tuple(topic for topic in topics if topic not in TOKEN_TOPICS)
     return SignalRSettings(
         url=settings.url or LIVE_URL,
-        topics=settings.topics,
+        topics=topics,
         source=settings.name,
         ping_interval_s=settings.ping_interval_s,
         watchdog_s=settings.watchdog_s,
