@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from f1daemon.errors import UserError
+from f1daemon.sources.forecast import CIRCUITS as FORECAST_CIRCUITS
 from f1daemon.sources.signalr import DEFAULT_TOPICS as LIVE_TOPICS
 from f1daemon.store.url import DEFAULT_STORE_URL, STORE_ENV_VAR, parse_store_url
 
@@ -193,8 +194,12 @@ class SourceSettings(_Section):
             raise ValueError(f"source {self.name!r}: a recording needs a path")
         if self.token_file is not None and self.token_env is not None:
             raise ValueError(f"source {self.name!r}: give token_file or token_env, not both")
-        if self.kind == "forecast" and self.circuit is None:
-            raise ValueError(f"source {self.name!r}: a forecast needs a circuit")
+        if self.kind == "forecast" and self.circuit not in FORECAST_CIRCUITS:
+            known = ", ".join(sorted(FORECAST_CIRCUITS))
+            raise ValueError(
+                f"source {self.name!r}: a forecast needs a known circuit "
+                f"(got {self.circuit!r}; known: {known})"
+            )
         if self.kind == "results" and self.season is None:
             raise ValueError(f"source {self.name!r}: results need a season")
         per_race = {"laps", "pitstops"} & set(self.resources)

@@ -80,6 +80,16 @@ speed = 2.5
             "give token_file or token_env, not both",
         ),
         ("[[sources]]\nname = 'x'\nkind = 'live'\ntopics = []\n", {}, "sources.0.topics"),
+        (
+            "[[sources]]\nname = 'x'\nkind = 'forecast'\ncircuit = 'nurburgring'\n",
+            {},
+            "a forecast needs a known circuit (got 'nurburgring'; known: albert_park, ",
+        ),
+        (
+            "[[sources]]\nname = 'x'\nkind = 'results'\nseason = 2024\nresources = ['laps']\n",
+            {},
+            "laps need a round",
+        ),
     ],
 )
 def test_bad_settings_are_one_clear_line(
