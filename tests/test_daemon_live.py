@@ -128,10 +128,14 @@ async def test_the_daemons_live_log_is_the_capture_through_faults(
     gaps = [e for e in states if isinstance(e, ConnectionGap)]
     assert [(g.previous_stream, g.stream) for g in gaps] == list(itertools.pairwise(streams))
     assert gaps[2].reason == "server closed the connection: test close"
-    reconnected = [
-        e for e in states if isinstance(e, SourceStateChanged) and e.state == "reconnected"
-    ]
+    changes = [e for e in states if isinstance(e, SourceStateChanged)]
+    reconnected = [e for e in changes if e.state == "reconnected"]
     assert [e.error for e in reconnected] == [g.reason for g in gaps]
+    # ... and each loss was visible as it happened, before the reconnect.
+    lost = [(e.state, e.error) for e in changes if e.state in ("reconnecting", "reconnected")]
+    assert lost == [
+        (state, gap.reason) for gap in gaps for state in ("reconnecting", "reconnected")
+    ]
     # The laps derived from the live log are those of a direct ingest of the capture.
     with EventLog(parse_store_url(f"sqlite:///{tmp_path / 'direct.db'}")) as direct:
         ingest_paths(direct, [testdata / FP2])

@@ -283,7 +283,12 @@ class Daemon:
             async def find_origin(session: str) -> datetime | None:
                 return await self._state_call(lambda log: live_origin(log, session, name))
 
-            return live_feed(settings, find_origin=find_origin, on_gap=self._record_gap)
+            return live_feed(
+                settings,
+                find_origin=find_origin,
+                on_gap=self._record_gap,
+                on_lost=self._record_lost,
+            )
         if settings.kind == "forecast":
             return forecast_feed(settings)
         if settings.kind == "results":
@@ -400,6 +405,10 @@ class Daemon:
             at=datetime.now(UTC),
         )
         self._queue_state(SOURCE_STATES_STREAM, event)
+
+    def _record_lost(self, runtime: SourceRuntime, reason: str, delay: float) -> None:
+        """A live source lost its connection (or cannot make one): visible at once."""
+        self._record_source_state(runtime, "reconnecting", delay, reason)
 
     def _record_gap(self, runtime: SourceRuntime, gap: LiveGap) -> None:
         """A live source reconnected: the gap, and the state change that says why."""

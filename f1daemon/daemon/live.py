@@ -15,8 +15,10 @@ for silence on its own; this module puts what it receives into the log:
   restart — never going backwards; a snapshot's topics (unstamped) take the time
   reached. Our receipt time is kept (`received_at`), but the decoders' lap fitting
   needs the feed's pace, not the pace at which a reconnect catches up.
-* **Reconnects.** Each `ConnectionGap` is recorded (stream `source-states`) with a
-  `SourceStateChanged` of state `reconnected` that gives the reason.
+* **Reconnects.** A lost connection (or one that cannot be made) is a
+  `SourceStateChanged` "reconnecting" with the reason and the wait, at once; when a
+  connection is back, the `ConnectionGap` is recorded (stream `source-states`) with a
+  `SourceStateChanged` "reconnected".
 
 Facts are handed to the log in batches of what has arrived, and the client is held
 (by a bounded channel) while the log catches up.
@@ -24,6 +26,7 @@ Facts are handed to the log in batches of what has arrived, and the client is he
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -51,6 +54,7 @@ UNKEYED = ""  # the session of facts whose session is not known yet
 
 FindOrigin = Callable[[str], Awaitable[datetime | None]]
 OnGap = Callable[[SourceRuntime, ConnectionGap], None]
+OnLost = Callable[[SourceRuntime, str, float], None]
 
 
 # Since late 2025 the feed serves these to F1 TV subscribers only (a bearer token).
@@ -152,7 +156,9 @@ def _session_named(fact: MessageReceived) -> str | None:
     return session_key_from_info(info) if isinstance(info, dict) else None
 
 
-def live_feed(settings: SourceSettings, *, find_origin: FindOrigin, on_gap: OnGap) -> Feed:
+def live_feed(
+    settings: SourceSettings, *, find_origin: FindOrigin, on_gap: OnGap, on_lost: OnLost
+) -> Feed:
     """A feed that runs the live client and logs what it receives."""
     client = signalr_settings(settings)
 
@@ -163,7 +169,15 @@ def live_feed(settings: SourceSettings, *, find_origin: FindOrigin, on_gap: OnGa
         placer = SessionPlacer(settings.name, settings.session, find_origin)
         send, receive = trio.open_memory_channel[LiveItem](CHANNEL_SIZE)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(stream_live, client, UNKEYED, send.send)
+            nursery.start_soon(
+                functools.partial(
+                    stream_live,
+                    client,
+                    UNKEYED,
+                    send.send,
+                    on_lost=functools.partial(on_lost, runtime),
+                )
+            )
             async with receive:
                 async for first in receive:
                     batch = [first]

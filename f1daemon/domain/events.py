@@ -419,7 +419,8 @@ class SourceStateChanged(Event):
 
     source: str = Field(description="The source's configured name.")
     state: str = Field(
-        description="running, backing-off, circuit-open, stopped, paused or resumed."
+        description="running, backing-off, circuit-open, stopped, paused or resumed; a live "
+        "source's connection: reconnecting, reconnected."
     )
     restarts: int = Field(description="Failed runs of the source so far (each one restarted).")
     delay_s: float | None = Field(

@@ -898,6 +898,9 @@ class ConnectionGap:
 
 LiveItem = Fact | ConnectionGap
 Send = Callable[[LiveItem], Awaitable[None]]
+# Told each time the connection is lost or cannot be made: why, and the wait before
+# the next attempt (the gap is reported once a connection is back).
+OnLost = Callable[[str, float], None]
 """Takes each fact and gap in order; may block (back-pressure): nothing is dropped."""
 
 
@@ -945,6 +948,7 @@ class LiveClient:
         connect: Connector | None = None,
         origin: datetime | None = None,
         rng: random.Random | None = None,
+        on_lost: OnLost | None = None,
     ) -> None:
         self.settings = settings
         self.session = session
@@ -952,6 +956,7 @@ class LiveClient:
         self._connect = connect or websocket_connector(settings)
         self._origin = origin
         self._rng = rng
+        self._on_lost = on_lost
         self._token: BearerToken | None = None
         self._lost: _Lost | None = None
         self._clock_start = 0.0
@@ -979,6 +984,8 @@ class LiveClient:
                 delay,
                 extra={"fields": {"source": self.settings.source, "reason": reason}},
             )
+            if self._on_lost is not None:
+                self._on_lost(reason, delay)
             await trio.sleep(delay)
 
     async def _attempt(self) -> str:
@@ -1157,6 +1164,7 @@ async def stream_live(
     connect: Connector | None = None,
     origin: datetime | None = None,
     rng: random.Random | None = None,
+    on_lost: OnLost | None = None,
 ) -> NoReturn:
     """Record the live feed into ``send`` until cancelled (see `LiveClient`).
 
@@ -1165,5 +1173,7 @@ async def stream_live(
     server refuses the token and `TokenError` when it cannot be read; every other
     failure is retried with backoff.
     """
-    client = LiveClient(settings, session, send, connect=connect, origin=origin, rng=rng)
+    client = LiveClient(
+        settings, session, send, connect=connect, origin=origin, rng=rng, on_lost=on_lost
+    )
     await client.run()
