@@ -407,7 +407,11 @@ class Daemon:
         self._queue_state(SOURCE_STATES_STREAM, event)
 
     def _record_lost(self, runtime: SourceRuntime, reason: str, delay: float) -> None:
-        """A live source lost its connection (or cannot make one): visible at once."""
+        """A live source lost its connection (or cannot make one): visible at once, in
+        `ctl sources`, `f1daemon_source_up` and the log."""
+        runtime.state = "reconnecting"
+        runtime.last_error = reason
+        self.metrics.source_up.labels(runtime.name).set(0)
         self._record_source_state(runtime, "reconnecting", delay, reason)
 
     def _record_gap(self, runtime: SourceRuntime, gap: LiveGap) -> None:
@@ -434,6 +438,8 @@ class Daemon:
                 attempts=gap.attempts,
             ),
         )
+        runtime.state = "running"
+        self.metrics.source_up.labels(runtime.name).set(1)
         self._record_source_state(runtime, "reconnected", None, gap.reason)
 
     async def _emit(self, runtime: SourceRuntime, facts: Sequence[Fact], arrived: float) -> None:
