@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import trio
 
 from f1daemon.config import Config, SourceSettings, load_config
 from f1daemon.daemon.app import Daemon
-from f1daemon.daemon.live import signalr_settings
+from f1daemon.daemon.live import SessionPlacer, signalr_settings
 from f1daemon.domain.events import (
     ConnectionGap,
     LapCompleted,
@@ -190,3 +191,88 @@ def test_telemetry_topics_are_asked_for_only_with_a_token() -> None:
     assert {"CarData.z", "Position.z"} <= set(signalr_settings(with_token).topics)
     listed = SourceSettings(name="live", kind="live", topics=("TimingData", "CarData.z"))
     assert signalr_settings(listed).topics == ("TimingData", "CarData.z")
+
+
+def live_fact(topic: str, payload: str, *, keyframe: bool, sent_ms: int | None) -> MessageReceived:
+    base = datetime(2026, 5, 24, 13, 0, tzinfo=UTC)
+    return MessageReceived(
+        session="",
+        source="live",
+        stream="signalr:x:1",
+        topic=topic,
+        sequence=1,
+        offset_ms=0,
+        received_at=base,
+        sent_at=None if sent_ms is None else base + timedelta(milliseconds=sent_ms),
+        payload=payload,
+        keyframe=keyframe,
+    )
+
+
+INFO = (
+    '{"Meeting": {"Name": "Monaco Grand Prix"}, "Name": "Race", "StartDate": "2026-06-07T13:00:00"}'
+)
+
+
+async def test_facts_wait_for_the_session_their_snapshot_names() -> None:
+    async def no_origin(session: str) -> datetime | None:
+        return None
+
+    placer = SessionPlacer("live", None, no_origin)
+    # A snapshot whose SessionInfo comes after another topic: both go to its session.
+    assert await placer.place(live_fact("TrackStatus", "{}", keyframe=True, sent_ms=None)) == []
+    placed = await placer.place(live_fact("SessionInfo", INFO, keyframe=True, sent_ms=None))
+    assert [f.session for f in placed] == ["Monaco_Grand_Prix/2026-06-07_Race"] * 2
+    # Stream time: from the first stamped message on, never backwards.
+    times = [1_000, 3_500, 2_000]
+    offsets = []
+    for sent in times:
+        (fact,) = await placer.place(live_fact("TimingData", "{}", keyframe=False, sent_ms=sent))
+        assert isinstance(fact, MessageReceived)
+        offsets.append(fact.offset_ms)
+    assert offsets == [0, 2_500, 2_500]
+
+
+async def test_a_snapshot_without_session_info_is_logged_under_the_fallback() -> None:
+    async def origin_in_log(session: str) -> datetime:
+        return datetime(2026, 5, 24, 12, 0, tzinfo=UTC)  # the session's first fact, earlier
+
+    placer = SessionPlacer("live", None, origin_in_log)
+    assert await placer.place(live_fact("TrackStatus", "{}", keyframe=True, sent_ms=None)) == []
+    assert placer.waiting
+    (flushed,) = await placer.flush()  # the feed's wait for more ran out
+    assert flushed.session == "2026-05-24_Live/live"  # not left waiting in memory
+    # A feed message also ends the wait: the snapshot is over.
+    other = SessionPlacer("live", None, origin_in_log)
+    await other.place(live_fact("TrackStatus", "{}", keyframe=True, sent_ms=None))
+    ended = await other.place(live_fact("TimingData", "{}", keyframe=False, sent_ms=0))
+    assert [f.topic for f in ended] == ["TrackStatus", "TimingData"]
+    assert {f.session for f in ended} == {"2026-05-24_Live/live"}
+    (fact,) = await placer.place(live_fact("TimingData", "{}", keyframe=False, sent_ms=0))
+    assert isinstance(fact, MessageReceived)
+    assert fact.offset_ms == 3_600_000  # an hour after the origin found in the log
+    pinned = SessionPlacer("live", "Pinned/Session", origin_in_log)
+    (kept,) = await pinned.place(live_fact("SessionInfo", INFO, keyframe=True, sent_ms=None))
+    assert kept.session == "Pinned/Session"
+
+
+async def test_a_snapshot_naming_no_session_is_logged_while_the_feed_is_quiet(
+    tmp_path: Path,
+) -> None:
+    # Between sessions: a snapshot without SessionInfo, then nothing but the connection.
+    hub = ReplayHub({"TrackStatus": {"Status": "1", "Message": "AllClear"}}, [])
+    async with serve_signalr(hub) as url:
+        config = live_config(tmp_path, url, ["TrackStatus"])
+        daemon = Daemon(config, notifier=TimedNotifier())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            with trio.fail_after(10):
+                while daemon.sources["live"].position < 1:  # noqa: ASYNC110 - a count
+                    await trio.sleep(0.05)
+            daemon.request_shutdown()
+    with EventLog(parse_store_url(config.store_url)) as log:
+        (session,) = log.sessions()
+        (fact,) = [f for _, f in log.facts(session)]
+    assert session.endswith("_Live/live")
+    assert isinstance(fact, MessageReceived)
+    assert (fact.topic, fact.keyframe) == ("TrackStatus", True)

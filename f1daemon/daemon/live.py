@@ -6,8 +6,9 @@ for silence on its own; this module puts what it receives into the log:
 * **Sessions.** A live connection carries whatever session is on: facts are logged
   under the session the feed's `SessionInfo` names (the snapshot holds one, and a new
   one comes when the next session starts), unless the source's configuration pins
-  `session`. Facts that arrive before any SessionInfo wait for it, until the
-  snapshot is over; then they go to `{date}_Live/{source}`.
+  `session`. Facts that arrive before any SessionInfo wait for it until the
+  snapshot is over (a feed message, or 2 s without one); if it named none, they go
+  to `{date}_Live/{source}`.
 * **Stream time.** A session's facts are sorted by `offset_ms` when derived, so it
   must grow across reconnects and daemon restarts. As for a recording, it follows the
   feed's own stamps (`sent_at`): the milliseconds since the session's origin — the
@@ -51,6 +52,7 @@ from f1daemon.store.eventlog import EventLog
 MAX_BATCH = 500  # facts handed to the writer at once
 CHANNEL_SIZE = 1_000  # received items held while the log catches up
 UNKEYED = ""  # the session of facts whose session is not known yet
+SNAPSHOT_WAIT_S = 2.0  # how long facts wait for a SessionInfo before the fallback session
 
 FindOrigin = Callable[[str], Awaitable[datetime | None]]
 OnGap = Callable[[SourceRuntime, ConnectionGap], None]
@@ -115,6 +117,10 @@ class SessionPlacer:
         self._latest: dict[str, int] = {}
         self._waiting: list[Fact] = []
 
+    @property
+    def waiting(self) -> bool:
+        return bool(self._waiting)
+
     async def place(self, fact: Fact) -> list[Fact]:
         """The facts now ready to log (none while the session is still unknown)."""
         if self.pinned is None and isinstance(fact, MessageReceived):
@@ -122,13 +128,23 @@ class SessionPlacer:
             if named is not None:
                 self.current = named
             elif self.current == UNKEYED and not fact.keyframe:
-                # The snapshot is over and named no session.
-                received = fact.received_at or datetime.now(UTC)
-                self.current = f"{received:%Y-%m-%d}_Live/{self.source}"
+                return [*await self.flush(), await self._timed(fact)]  # the snapshot is over
         if self.current == UNKEYED:
             self._waiting.append(fact)
             return []
         ready, self._waiting = [*self._waiting, fact], []
+        return [await self._timed(each) for each in ready]
+
+    async def flush(self) -> list[Fact]:
+        """The facts waiting for a session whose snapshot named none: to the fallback
+        session `{date}_Live/{source}`, rather than left in memory, where a shutdown
+        would lose them."""
+        if self.current == UNKEYED:
+            first = next(
+                (f.received_at for f in self._waiting if isinstance(f, MessageReceived)), None
+            )
+            self.current = f"{first or datetime.now(UTC):%Y-%m-%d}_Live/{self.source}"
+        ready, self._waiting = self._waiting, []
         return [await self._timed(each) for each in ready]
 
     async def _timed(self, fact: Fact) -> Fact:
@@ -179,9 +195,13 @@ def live_feed(
                 )
             )
             async with receive:
-                async for first in receive:
-                    batch = [first]
-                    while len(batch) < MAX_BATCH:
+                while True:
+                    first: LiveItem | None = None
+                    # Facts waiting for their session wait only so long for more.
+                    with trio.move_on_after(SNAPSHOT_WAIT_S if placer.waiting else math.inf):
+                        first = await receive.receive()
+                    batch = [first] if first is not None else []
+                    while batch and len(batch) < MAX_BATCH:
                         try:
                             batch.append(receive.receive_nowait())
                         except trio.WouldBlock:
@@ -205,6 +225,8 @@ async def _log(
             on_gap(runtime, item)
         else:
             facts.extend(await placer.place(item))
+    if not batch:  # nothing came for a while: the snapshot named no session
+        facts.extend(await placer.flush())
     if facts:
         runtime.session = facts[-1].session
         await emit(runtime, facts, arrived)
