@@ -14,7 +14,7 @@ import trio
 
 from f1daemon.config import Config, SourceSettings, load_config
 from f1daemon.daemon.app import Daemon
-from f1daemon.daemon.live import SessionPlacer, signalr_settings
+from f1daemon.daemon.live import SessionPlacer, live_origin, signalr_settings
 from f1daemon.domain.events import (
     ConnectionGap,
     LapCompleted,
@@ -276,3 +276,15 @@ async def test_a_snapshot_naming_no_session_is_logged_while_the_feed_is_quiet(
     assert session.endswith("_Live/live")
     assert isinstance(fact, MessageReceived)
     assert (fact.topic, fact.keyframe) == ("TrackStatus", True)
+
+
+def test_a_restarted_daemon_finds_the_sessions_stream_origin_in_the_log(tmp_path: Path) -> None:
+    logged = live_fact("TimingData", "{}", keyframe=False, sent_ms=90_000)
+    logged = logged.model_copy(update={"session": "S/1", "offset_ms": 30_000})
+    with EventLog(parse_store_url(f"sqlite:///{tmp_path / 'events.db'}")) as log:
+        assert live_origin(log, "S/1", "live") is None  # not in the log yet
+        log.register_session("S/1", "test")
+        log.append_facts([logged])
+        assert logged.sent_at is not None
+        assert live_origin(log, "S/1", "live") == logged.sent_at - timedelta(seconds=30)
+        assert live_origin(log, "S/1", "other-source") is None

@@ -94,6 +94,8 @@ def signalr_settings(settings: SourceSettings) -> SignalRSettings:
 def live_origin(log: EventLog, session: str, source: str) -> datetime | None:
     """The origin of a session's stream time for a live source, from its first stamped
     fact in the log (None: the source has logged none for the session)."""
+    if session not in log.sessions():
+        return None  # a new session (the common case): no need to read the log's facts
     for _, fact in log.facts(session):
         if (
             isinstance(fact, MessageReceived)
