@@ -217,7 +217,7 @@ class Ignored:
 LineOutcome = Messages | Quarantined | Ignored
 
 
-class _Reject(Exception):
+class LineRejected(Exception):
     """A line that cannot be framed (internal: always turned into `Quarantined`)."""
 
     def __init__(self, rule: str, reason: str, topic: str | None = None) -> None:
@@ -460,17 +460,17 @@ def parse_signalr_line(text: str, line: int) -> LineOutcome:
         return Ignored(line, LOG_LINE)
     try:
         if not _is_utf8(text):
-            raise _Reject(ENCODING, "not UTF-8: the text holds unpaired surrogates")
+            raise LineRejected(ENCODING, "not UTF-8: the text holds unpaired surrogates")
         try:
             frame = orjson.loads(stripped)
         except orjson.JSONDecodeError as error:
-            raise _Reject(SYNTAX, _json_reason(error)) from None
+            raise LineRejected(SYNTAX, json_error_reason(error)) from None
         if not isinstance(frame, dict):
-            raise _Reject(
-                SHAPE, f"expected a SignalR frame (a JSON object), got {_describe(frame)}"
+            raise LineRejected(
+                SHAPE, f"expected a SignalR frame (a JSON object), got {describe_value(frame)}"
             )
         return _frame_outcome(frame, line)
-    except _Reject as reject:
+    except LineRejected as reject:
         topic = reject.topic
         if topic is None and reject.rule in (SYNTAX, ENCODING):
             topic = _topic_in(_SIGNALR_TOPIC, stripped)
@@ -481,11 +481,13 @@ def _frame_outcome(frame: dict[str, object], line: int) -> LineOutcome:
     if not frame:
         return Ignored(line, KEEP_ALIVE)
     if "E" in frame:
-        raise _Reject(SERVER_ERROR, f"the server replied with an error: {_clip(frame['E'])}")
+        raise LineRejected(
+            SERVER_ERROR, f"the server replied with an error: {clip_text(frame['E'])}"
+        )
     messages: list[FeedMessage] = []
     reply = frame.get("R")
     if reply is not None:
-        messages.extend(_reply_messages(reply))
+        messages.extend(reply_messages(reply))
     if "M" in frame:
         messages.extend(_feed_messages(frame["M"]))
     if messages:
@@ -494,7 +496,7 @@ def _frame_outcome(frame: dict[str, object], line: int) -> LineOutcome:
         return Ignored(line, INIT if "S" in frame else EMPTY_FRAME)
     unknown = sorted(frame.keys() - _CONTROL_FIELDS - {"R"})
     if unknown:
-        raise _Reject(
+        raise LineRejected(
             SHAPE, "a frame without messages (M) or reply (R) with unknown fields " + str(unknown)
         )
     if "S" in frame:
@@ -502,14 +504,14 @@ def _frame_outcome(frame: dict[str, object], line: int) -> LineOutcome:
     return Ignored(line, ACK if "I" in frame else CONTROL)
 
 
-def _reply_messages(reply: object) -> list[FeedMessage]:
+def reply_messages(reply: object) -> list[FeedMessage]:
     if not isinstance(reply, dict):
-        raise _Reject(
+        raise LineRejected(
             SHAPE,
-            f"expected the reply R to be an object of topic snapshots, got {_describe(reply)}",
+            f"expected the reply R to be an object of topic snapshots, got {describe_value(reply)}",
         )
     if not reply:
-        raise _Reject(SHAPE, "the subscribe reply R holds no topics")
+        raise LineRejected(SHAPE, "the subscribe reply R holds no topics")
     messages = []
     for name, data in reply.items():
         where = f"R[{name!r}]: "
@@ -521,12 +523,16 @@ def _reply_messages(reply: object) -> list[FeedMessage]:
 
 def _feed_messages(batch: object) -> list[FeedMessage]:
     if not isinstance(batch, list):
-        raise _Reject(SHAPE, f"expected M to be a list of hub messages, got {_describe(batch)}")
+        raise LineRejected(
+            SHAPE, f"expected M to be a list of hub messages, got {describe_value(batch)}"
+        )
     messages = []
     for index, item in enumerate(batch):
         where = f"M[{index}]"
         if not isinstance(item, dict):
-            raise _Reject(SHAPE, f"{where}: expected a hub message object, got {_describe(item)}")
+            raise LineRejected(
+                SHAPE, f"{where}: expected a hub message object, got {describe_value(item)}"
+            )
         hub, method = item.get("H"), item.get("M")
         if not (
             isinstance(hub, str)
@@ -534,23 +540,24 @@ def _feed_messages(batch: object) -> list[FeedMessage]:
             and isinstance(method, str)
             and method.lower() == "feed"
         ):
-            raise _Reject(
+            raise LineRejected(
                 SHAPE,
-                f"{where}: not a feed message (H={_clip(hub)}, M={_clip(method)}; "
+                f"{where}: not a feed message (H={clip_text(hub)}, M={clip_text(method)}; "
                 "expected H='Streaming', M='feed')",
             )
         if "A" not in item:
-            raise _Reject(MISSING_FIELD, f"{where}: no arguments A [topic, data, utc]")
+            raise LineRejected(MISSING_FIELD, f"{where}: no arguments A [topic, data, utc]")
         arguments = item["A"]
         if not isinstance(arguments, list):
-            raise _Reject(
-                SHAPE, f"{where}.A: expected a list [topic, data, utc], got {_describe(arguments)}"
+            raise LineRejected(
+                SHAPE,
+                f"{where}.A: expected a list [topic, data, utc], got {describe_value(arguments)}",
             )
-        messages.append(_framed(arguments, f"{where}.A: ", from_json=True))
+        messages.append(frame_arguments(arguments, f"{where}.A: ", from_json=True))
     return messages
 
 
-def _json_reason(error: orjson.JSONDecodeError) -> str:
+def json_error_reason(error: orjson.JSONDecodeError) -> str:
     if error.msg.startswith(("unexpected end of data", "EOF while parsing")):
         return f"truncated: {error.msg} at column {error.pos + 1}"
     return f"not JSON: {error.msg} at column {error.pos + 1}"
@@ -566,12 +573,14 @@ def parse_fastf1_line(text: str, line: int) -> LineOutcome:
         return Ignored(line, BLANK)
     try:
         if not _is_utf8(text):
-            raise _Reject(ENCODING, "not UTF-8: the text holds unpaired surrogates")
+            raise LineRejected(ENCODING, "not UTF-8: the text holds unpaired surrogates")
         value = _literal(stripped)
         if not isinstance(value, list):
-            raise _Reject(SHAPE, f"expected a list [topic, data, utc], got {_describe(value)}")
-        return Messages(line, (_framed(value, "", from_json=False),))
-    except _Reject as reject:
+            raise LineRejected(
+                SHAPE, f"expected a list [topic, data, utc], got {describe_value(value)}"
+            )
+        return Messages(line, (frame_arguments(value, "", from_json=False),))
+    except LineRejected as reject:
         topic = reject.topic or _topic_in(_FASTF1_TOPIC, stripped)
         return Quarantined(line, reject.rule, reject.reason, topic, _keepable(text))
 
@@ -580,15 +589,15 @@ def _literal(text: str) -> object:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as error:
-        raise _Reject(SYNTAX, _syntax_reason(error, text)) from None
+        raise LineRejected(SYNTAX, _syntax_reason(error, text)) from None
     except (ValueError, MemoryError, RecursionError, OverflowError) as error:
-        raise _Reject(SYNTAX, f"not a Python literal: {_plain(error)}") from None
+        raise LineRejected(SYNTAX, f"not a Python literal: {_plain(error)}") from None
     try:
         return ast.literal_eval(tree)
     except ValueError:
-        raise _Reject(SYNTAX, f"not a Python literal: {_non_literal(tree)}") from None
+        raise LineRejected(SYNTAX, f"not a Python literal: {_non_literal(tree)}") from None
     except (TypeError, MemoryError, RecursionError, OverflowError) as error:
-        raise _Reject(SYNTAX, f"not a Python literal: {_plain(error)}") from None
+        raise LineRejected(SYNTAX, f"not a Python literal: {_plain(error)}") from None
 
 
 def _syntax_reason(error: SyntaxError, text: str) -> str:
@@ -624,14 +633,14 @@ def _non_literal(tree: ast.Expression) -> str:
 # -- framing shared by both formats --------------------------------------------------
 
 
-def _framed(arguments: list[object], where: str, *, from_json: bool) -> FeedMessage:
+def frame_arguments(arguments: list[object], where: str, *, from_json: bool) -> FeedMessage:
     count = len(arguments)
     first = arguments[0] if arguments else None
-    topic_seen = first if isinstance(first, str) and _is_topic(first) else None
+    topic_seen = first if isinstance(first, str) and is_topic_name(first) else None
     if count < 3:
-        raise _Reject(MISSING_FIELD, where + _missing(arguments), topic_seen)
+        raise LineRejected(MISSING_FIELD, where + _missing(arguments), topic_seen)
     if count > 3:
-        raise _Reject(
+        raise LineRejected(
             SHAPE, f"{where}expected [topic, data, utc], got {count} elements", topic_seen
         )
     topic = _check_topic(arguments[0], where)
@@ -652,40 +661,44 @@ def _missing(arguments: list[object]) -> str:
     return f"{expected}, got 2 elements: utc missing"
 
 
-def _is_topic(value: str) -> bool:
+def is_topic_name(value: str) -> bool:
     return len(value) <= _TOPIC_MAX and _TOPIC.fullmatch(value) is not None
 
 
 def _check_topic(topic: object, where: str) -> str:
-    if not (isinstance(topic, str) and _is_topic(topic)):
-        raise _Reject(SHAPE, f"{where}{_describe(topic)} is not a topic name")
+    if not (isinstance(topic, str) and is_topic_name(topic)):
+        raise LineRejected(SHAPE, f"{where}{describe_value(topic)} is not a topic name")
     return topic
 
 
 def _payload(topic: str, data: object, where: str, *, from_json: bool) -> str:
     if topic.endswith(".z"):
         if not isinstance(data, str):
-            raise _Reject(
-                TYPE, f"{where}{topic} data must be a base64 string, got {_describe(data)}", topic
+            raise LineRejected(
+                TYPE,
+                f"{where}{topic} data must be a base64 string, got {describe_value(data)}",
+                topic,
             )
         _check_base64(topic, data, where)
     elif not isinstance(data, dict):
-        raise _Reject(TYPE, f"{where}{topic} data must be an object, got {_describe(data)}", topic)
+        raise LineRejected(
+            TYPE, f"{where}{topic} data must be an object, got {describe_value(data)}", topic
+        )
     if not from_json and (problem := _json_problem(data)):
-        raise _Reject(TYPE, f"{where}{topic} data is not JSON: it holds {problem}", topic)
+        raise LineRejected(TYPE, f"{where}{topic} data is not JSON: it holds {problem}", topic)
     try:
         return orjson.dumps(data).decode()
     except orjson.JSONEncodeError as error:
-        raise _Reject(TYPE, f"{where}{topic} data is not JSON: {error}", topic) from None
+        raise LineRejected(TYPE, f"{where}{topic} data is not JSON: {error}", topic) from None
 
 
 def _check_base64(topic: str, data: str, where: str) -> None:
     if not data:
-        raise _Reject(ENCODING, f"{where}{topic} data is an empty string, not base64", topic)
+        raise LineRejected(ENCODING, f"{where}{topic} data is an empty string, not base64", topic)
     try:
         binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError) as error:
-        raise _Reject(ENCODING, f"{where}{topic} data is not base64: {error}", topic) from None
+        raise LineRejected(ENCODING, f"{where}{topic} data is not base64: {error}", topic) from None
 
 
 def _json_problem(value: object) -> str | None:
@@ -696,7 +709,7 @@ def _json_problem(value: object) -> str | None:
         if isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str):
-                    return f"a {type(key).__name__} key {_clip(key)} at {path or 'the top'}"
+                    return f"a {type(key).__name__} key {clip_text(key)} at {path or 'the top'}"
                 pending.append((child, f"{path}.{key}" if path else key))
         elif isinstance(item, list):
             pending.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
@@ -710,12 +723,14 @@ def _json_problem(value: object) -> str | None:
 
 def _utc(stamp: object, where: str, topic: str) -> datetime:
     if not isinstance(stamp, str):
-        raise _Reject(
-            TIMESTAMP, f"{where}utc stamp must be a string, got {_describe(stamp)}", topic
+        raise LineRejected(
+            TIMESTAMP, f"{where}utc stamp must be a string, got {describe_value(stamp)}", topic
         )
     parsed = parse_utc(stamp)
     if parsed is None:
-        raise _Reject(TIMESTAMP, f"{where}utc stamp {_clip(stamp)} is not a timestamp", topic)
+        raise LineRejected(
+            TIMESTAMP, f"{where}utc stamp {clip_text(stamp)} is not a timestamp", topic
+        )
     return parsed
 
 
@@ -789,24 +804,24 @@ def _key_part(name: str) -> str:
 # -- small helpers -------------------------------------------------------------------
 
 
-def _describe(value: object) -> str:
+def describe_value(value: object) -> str:
     description = f"a {type(value).__name__}"
     if value is None:
         description = "null"
     elif isinstance(value, bool):
         description = f"a boolean ({value})"
     elif isinstance(value, str):
-        description = f"a string ({_clip(value)})"
+        description = f"a string ({clip_text(value)})"
     elif isinstance(value, dict):
         description = "an object"
     elif isinstance(value, list):
         description = f"a list of {len(value)} element" + ("" if len(value) == 1 else "s")
     elif isinstance(value, int | float):
-        description = f"a number ({_clip(value)})"
+        description = f"a number ({clip_text(value)})"
     return description
 
 
-def _clip(value: object, limit: int = 60) -> str:
+def clip_text(value: object, limit: int = 60) -> str:
     try:
         text = repr(value)
     except ValueError:  # an int too long to write out
@@ -821,7 +836,7 @@ def _plain(error: BaseException) -> str:
 def _topic_in(pattern: re.Pattern[str], text: str) -> str | None:
     """The topic an unparseable line names, when it can still be read."""
     match = pattern.search(text)
-    return match["topic"] if match and _is_topic(match["topic"]) else None
+    return match["topic"] if match and is_topic_name(match["topic"]) else None
 
 
 def _is_utf8(text: str) -> bool:

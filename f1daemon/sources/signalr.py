@@ -127,13 +127,13 @@ from f1daemon.sources.recording import (
     SHAPE,
     SYNTAX,
     FeedMessage,
-    _clip,
-    _describe,
-    _framed,
-    _is_topic,
-    _json_reason,
-    _Reject,
-    _reply_messages,
+    LineRejected,
+    clip_text,
+    describe_value,
+    frame_arguments,
+    is_topic_name,
+    json_error_reason,
+    reply_messages,
 )
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ class SignalRSettings:
             raise ValueError(f"url must be http(s) or ws(s), got {self.url!r}")
         if not self.topics:
             raise ValueError("topics must not be empty")
-        bad = [topic for topic in self.topics if not _is_topic(topic)]
+        bad = [topic for topic in self.topics if not is_topic_name(topic)]
         if bad:
             raise ValueError(f"not topic names: {bad}")
         for name in ("ping_interval_s", "watchdog_s", "connect_timeout_s"):
@@ -523,7 +523,7 @@ class ClientProtocol:
             return _handshake_outcome(text)
         try:
             return self._frame(text)
-        except _Reject as reject:
+        except LineRejected as reject:
             topic = reject.topic or _topic_in(text)
             return Garbage(reject.rule, reject.reason, topic, text)
 
@@ -531,8 +531,8 @@ class ClientProtocol:
         frame = _json_object(text, "a SignalR message")
         kind = frame.get("type")
         if isinstance(kind, bool) or not isinstance(kind, int):
-            what = f"'type' is {_describe(kind)}" if "type" in frame else "no 'type'"
-            raise _Reject(SHAPE, f"not a SignalR message: {what}")
+            what = f"'type' is {describe_value(kind)}" if "type" in frame else "no 'type'"
+            raise LineRejected(SHAPE, f"not a SignalR message: {what}")
         if kind == INVOCATION:
             return Feed(_feed_message(frame))
         if kind == COMPLETION:
@@ -543,42 +543,42 @@ class ClientProtocol:
             error = frame.get("error")
             allow = frame.get("allowReconnect")
             return CloseReceived(
-                None if error is None else error if isinstance(error, str) else _clip(error),
+                None if error is None else error if isinstance(error, str) else clip_text(error),
                 allow if isinstance(allow, bool) else None,
             )
         name = _TYPE_NAMES.get(kind)
         if name is None:
-            raise _Reject(SHAPE, f"unknown message type {_clip(kind)}")
-        raise _Reject(SHAPE, f"unexpected message type {kind} ({name}) from the server")
+            raise LineRejected(SHAPE, f"unknown message type {clip_text(kind)}")
+        raise LineRejected(SHAPE, f"unexpected message type {kind} ({name}) from the server")
 
     def _completion(self, frame: dict[str, object], text: str) -> Outcome:
         invocation = frame.get("invocationId")
         if invocation != SUBSCRIBE_ID:
-            raise _Reject(
+            raise LineRejected(
                 SHAPE,
-                f"a completion of invocation {_clip(invocation)}, which the client never made",
+                f"a completion of invocation {clip_text(invocation)}, which the client never made",
             )
         if self._subscribe_completed:
-            raise _Reject(SHAPE, "a second completion of the subscription")
+            raise LineRejected(SHAPE, "a second completion of the subscription")
         self._subscribe_completed = True
         if "error" in frame:
             return SubscribeFailed(
-                f"the server refused the subscription: {_clip(frame['error'])}", text
+                f"the server refused the subscription: {clip_text(frame['error'])}", text
             )
         result = frame.get("result")
         if result is None or result == {}:
             return Snapshot(())  # no topic has data yet (e.g. between sessions)
-        return Snapshot(tuple(_reply_messages(result)))
+        return Snapshot(tuple(reply_messages(result)))
 
 
 def _handshake_outcome(text: str) -> Outcome:
     try:
         reply = _json_object(text, "the handshake reply")
-    except _Reject as reject:
+    except LineRejected as reject:
         return HandshakeFailed(reject.rule, reject.reason, text)
     if "error" in reply:
         return HandshakeFailed(
-            SERVER_ERROR, f"the server refused the handshake: {_clip(reply['error'])}", text
+            SERVER_ERROR, f"the server refused the handshake: {clip_text(reply['error'])}", text
         )
     if "type" in reply:
         return HandshakeFailed(SHAPE, "expected the handshake reply, got a hub message", text)
@@ -589,30 +589,30 @@ def _json_object(text: str, what: str) -> dict[str, object]:
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError as error:
-        raise _Reject(SYNTAX, _json_reason(error)) from None
+        raise LineRejected(SYNTAX, json_error_reason(error)) from None
     if not isinstance(value, dict):
-        raise _Reject(SHAPE, f"expected {what} (a JSON object), got {_describe(value)}")
+        raise LineRejected(SHAPE, f"expected {what} (a JSON object), got {describe_value(value)}")
     return value
 
 
 def _feed_message(frame: dict[str, object]) -> FeedMessage:
     target = frame.get("target")
     if not (isinstance(target, str) and target.lower() == "feed"):
-        raise _Reject(SHAPE, f"an invocation of {_clip(target)}, not of feed")
+        raise LineRejected(SHAPE, f"an invocation of {clip_text(target)}, not of feed")
     if "arguments" not in frame:
-        raise _Reject(MISSING_FIELD, "a feed invocation without arguments [topic, data, utc]")
+        raise LineRejected(MISSING_FIELD, "a feed invocation without arguments [topic, data, utc]")
     arguments = frame["arguments"]
     if not isinstance(arguments, list):
-        raise _Reject(
-            SHAPE, f"arguments: expected a list [topic, data, utc], got {_describe(arguments)}"
+        raise LineRejected(
+            SHAPE, f"arguments: expected a list [topic, data, utc], got {describe_value(arguments)}"
         )
-    return _framed(arguments, "arguments: ", from_json=True)
+    return frame_arguments(arguments, "arguments: ", from_json=True)
 
 
 def _topic_in(text: str) -> str | None:
     """The topic an unreadable frame names, when it can still be read."""
     match = _ARGUMENTS_TOPIC.search(text)
-    return match["topic"] if match and _is_topic(match["topic"]) else None
+    return match["topic"] if match and is_topic_name(match["topic"]) else None
 
 
 # -- I/O: connecting ---------------------------------------------------------------------------
@@ -834,9 +834,11 @@ async def negotiate(
     except orjson.JSONDecodeError:
         raise SignalRConnectionError("POST negotiate: the reply is not JSON") from None
     if not isinstance(reply, dict):
-        raise SignalRConnectionError(f"POST negotiate: expected an object, got {_describe(reply)}")
+        raise SignalRConnectionError(
+            f"POST negotiate: expected an object, got {describe_value(reply)}"
+        )
     if "error" in reply:
-        raise SignalRConnectionError(f"POST negotiate: the server says {_clip(reply['error'])}")
+        raise SignalRConnectionError(f"POST negotiate: the server says {clip_text(reply['error'])}")
     # negotiateVersion 1 names the connection by its token; version 0 servers by the id.
     connection_token = reply.get("connectionToken") or reply.get("connectionId")
     if not isinstance(connection_token, str) or not connection_token:
