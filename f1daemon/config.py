@@ -29,8 +29,8 @@ from pydantic import (
 )
 
 from f1daemon.errors import UserError
-from f1daemon.sources.forecast import CIRCUITS as FORECAST_CIRCUITS
-from f1daemon.sources.signalr import DEFAULT_TOPICS as LIVE_TOPICS
+from f1daemon.feed.forecast import CIRCUITS as FORECAST_CIRCUITS
+from f1daemon.feed.messages import FEED_TOPICS
 from f1daemon.store.url import DEFAULT_STORE_URL, STORE_ENV_VAR, parse_store_url
 
 ENV_PREFIX = "F1DAEMON_"
@@ -130,7 +130,7 @@ class SourceSettings(_Section):
         "Jolpica's (default: the public service of each).",
     )
     topics: tuple[str, ...] = Field(
-        default=LIVE_TOPICS, min_length=1, description="live: the topics subscribed."
+        default=FEED_TOPICS, min_length=1, description="live: the topics subscribed."
     )
     ping_interval_s: float = Field(default=15.0, gt=0, description="live: send a ping this often.")
     watchdog_s: float = Field(

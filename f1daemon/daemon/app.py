@@ -71,6 +71,7 @@ from f1daemon.domain.events import (
     TelemetryShed,
 )
 from f1daemon.errors import UserError
+from f1daemon.feed.messages import TELEMETRY_TOPICS
 from f1daemon.feed.pipeline import PIPELINE_VERSION
 from f1daemon.logs import set_level
 from f1daemon.metrics import BREAKER_STATES, Metrics
@@ -89,7 +90,6 @@ log = logging.getLogger("f1daemon.daemon")
 
 T = TypeVar("T")
 SOURCE_STATES_STREAM = "source-states"
-TELEMETRY_TOPICS = frozenset({"CarData.z", "Position.z"})
 DERIVE_TICK_S = 0.5
 METRICS_TICK_S = 1.0
 STORAGE_EVERY_TICKS = 30  # a database size query is not free: every 30 s

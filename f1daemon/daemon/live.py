@@ -39,6 +39,7 @@ from f1daemon.actors.backoff import Backoff
 from f1daemon.config import SourceSettings
 from f1daemon.daemon.sources import Emit, Feed, SourceRuntime
 from f1daemon.domain.events import Fact, MessageReceived
+from f1daemon.feed.messages import TELEMETRY_TOPICS
 from f1daemon.sources.recording import session_key_from_info
 from f1daemon.sources.signalr import (
     LIVE_URL,
@@ -59,10 +60,6 @@ OnGap = Callable[[SourceRuntime, ConnectionGap], None]
 OnLost = Callable[[SourceRuntime, str, float], None]
 
 
-# Since late 2025 the feed serves these to F1 TV subscribers only (a bearer token).
-TOKEN_TOPICS = frozenset({"CarData.z", "Position.z"})
-
-
 def signalr_settings(settings: SourceSettings) -> SignalRSettings:
     """The client's settings from a `live` source's configuration.
 
@@ -73,7 +70,7 @@ def signalr_settings(settings: SourceSettings) -> SignalRSettings:
     topics = settings.topics
     tokenless = settings.token_file is None and settings.token_env is None
     if tokenless and "topics" not in settings.model_fields_set:
-        topics = tuple(topic for topic in topics if topic not in TOKEN_TOPICS)
+        topics = tuple(topic for topic in topics if topic not in TELEMETRY_TOPICS)
     return SignalRSettings(
         url=settings.url or LIVE_URL,
         topics=topics,

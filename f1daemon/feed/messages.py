@@ -12,6 +12,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+# Every topic the live feed publishes during a session: everything the decoders read,
+# and the rest (facts first: decoders may come later).
+FEED_TOPICS = (
+    "Heartbeat",
+    "SessionInfo",
+    "SessionStatus",
+    "SessionData",
+    "ExtrapolatedClock",
+    "TrackStatus",
+    "LapCount",
+    "DriverList",
+    "TimingData",
+    "TimingAppData",
+    "TimingStats",
+    "TopThree",
+    "TyreStintSeries",
+    "RaceControlMessages",
+    "TeamRadio",
+    "WeatherData",
+    "CarData.z",
+    "Position.z",
+)
+# Car telemetry: the bulk of the feed, and since late 2025 for F1 TV subscribers only.
+TELEMETRY_TOPICS = frozenset({"CarData.z", "Position.z"})
+
 if TYPE_CHECKING:
     # What the native digest makes of a TimingData message: the qualifying part, if
     # the message names one, and one typed entry per driver with lap-related values.

@@ -28,7 +28,7 @@ from f1daemon.domain.events import (
     TimeBaseEstablished,
     TrackStatusChanged,
 )
-from f1daemon.feed import weather
+from f1daemon.feed import forecast, weather
 from f1daemon.feed.laps import LapFitter
 from f1daemon.feed.messages import DigestedTiming, FeedMessage
 from f1daemon.feed.neutralisation import NeutralisationDetector
@@ -39,7 +39,6 @@ from f1daemon.feed.stints import StintTracker
 from f1daemon.feed.telemetry import position_batch, telemetry_batch
 from f1daemon.feed.timebase import TimeBase, establish
 from f1daemon.feed.track_status import TrackStatusTracker
-from f1daemon.sources import forecast
 
 # 2.3.0: neutralisations detected live (NeutralisationDetected / NeutralisationCleared)
 # from track status, race control and timing; WeatherForecast facts decoded.

@@ -27,9 +27,12 @@ from f1daemon.domain.events import (
 from f1daemon.errors import UserError
 from f1daemon.qa.verdicts import QA_SOURCE
 from f1daemon.store.derivation import derive_session
-from f1daemon.store.eventlog import RELEASES_SOURCE, RELEASES_STREAM, EventLog
+from f1daemon.store.eventlog import EventLog
 
 Stage = Literal["source", "decoder", "qa"]
+
+# The releases' stream: `facts:{session}:operator:quarantine-releases`.
+RELEASES_SOURCE, RELEASES_STREAM = "operator", "quarantine-releases"
 
 
 @dataclass(frozen=True)

@@ -50,16 +50,8 @@ class QAReport(BaseModel):
 
     @classmethod
     def of(cls, checked: QualityChecked) -> QAReport:
-        """The report a derivation run recorded."""
-        return cls(
-            session=checked.session,
-            records_checked=checked.records_checked,
-            passed=checked.passed,
-            flagged=checked.flagged,
-            quarantined=checked.quarantined,
-            rules=checked.rules,
-            quality_score=checked.quality_score,
-        )
+        """The report a derivation run recorded (the event holds the report's fields)."""
+        return cls.model_validate(checked.model_dump())
 
     def batch_since(self, previous: QAReport | None) -> QABatch:
         """What changed since an earlier report of the session (None: since nothing)."""

@@ -286,36 +286,33 @@ def _check_lap_time_range_unknown_status(
             )
 
 
-def _telemetry_range_check(
-    channel: Literal["speed", "rpm", "gear"], low: int, high: int, unit: str
-) -> RuleCheck:
-    def check(rule: Rule, records: SessionRecords, _: QASettings) -> Iterator[Finding]:
-        for sample in records.telemetry:
-            value = getattr(sample, channel)
-            if value is not None and not low <= value <= high:
-                yield rule.finding(
-                    sample_ref(sample),
-                    f"{channel} {value}{unit} is outside {low}-{high}{unit}: "
-                    "a corrupt CarData sample",
-                )
-
-    return check
-
-
 # Real CarData carries throttle 104 (1,698 samples of the 2023 Monaco FP2 capture): the
 # feed's value for a reading it does not have, not a corrupt sample. It is flagged.
 THROTTLE_UNAVAILABLE = 104
 
 
-def _check_throttle_range(rule: Rule, records: SessionRecords, _: QASettings) -> Iterator[Finding]:
-    for sample in records.telemetry:
-        value = sample.throttle
-        if value is not None and not 0 <= value <= 100 and value != THROTTLE_UNAVAILABLE:
-            yield rule.finding(
-                sample_ref(sample),
-                f"throttle {value} % is outside 0-100 % (and not the feed's "
-                f"{THROTTLE_UNAVAILABLE}): a corrupt CarData sample",
-            )
+def _telemetry_range_check(
+    channel: Literal["speed", "rpm", "gear", "throttle"],
+    low: int,
+    high: int,
+    unit: str,
+    *,
+    also_valid: int | None = None,
+) -> RuleCheck:
+    """Samples whose `channel` is outside `low`-`high` (and is not `also_valid`)."""
+    besides = f" (and not the feed's {also_valid})" if also_valid is not None else ""
+
+    def check(rule: Rule, records: SessionRecords, _: QASettings) -> Iterator[Finding]:
+        for sample in records.telemetry:
+            value = getattr(sample, channel)
+            if value is not None and not low <= value <= high and value != also_valid:
+                yield rule.finding(
+                    sample_ref(sample),
+                    f"{channel} {value}{unit} is outside {low}-{high}{unit}{besides}: "
+                    "a corrupt CarData sample",
+                )
+
+    return check
 
 
 def _check_throttle_unavailable(
@@ -740,7 +737,7 @@ RULES: tuple[Rule, ...] = (
         2,
         True,
         "telemetry throttle within 0-100 % (104 is the feed's missing reading)",
-        _check_throttle_range,
+        _telemetry_range_check("throttle", 0, 100, " %", also_valid=THROTTLE_UNAVAILABLE),
     ),
     Rule(
         "range.track_temperature",

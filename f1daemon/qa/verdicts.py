@@ -34,6 +34,7 @@ from f1daemon.domain.events import (
     QuarantineReleased,
     RecordQuarantined,
     TelemetryBatch,
+    Timed,
     WeatherObserved,
 )
 from f1daemon.qa.report import QAReport, report_of
@@ -162,7 +163,10 @@ def _verdict(
     return [event.model_copy(update={"flags": (*event.flags, *added)})]
 
 
-_TELEMETRY_COLUMNS = ("utc_ms", "driver", "rpm", "speed", "gear", "throttle", "brake", "drs")
+# A batch's columns: its fields beyond those of every timed event.
+_TELEMETRY_COLUMNS = tuple(
+    name for name in TelemetryBatch.model_fields if name not in Timed.model_fields
+)
 
 
 def _telemetry_verdict(
@@ -224,12 +228,4 @@ def _anomaly(session: str, finding: Finding) -> AnomalyDetected:
 
 
 def _quality_checked(report: QAReport) -> QualityChecked:
-    return QualityChecked(
-        session=report.session,
-        records_checked=report.records_checked,
-        passed=report.passed,
-        flagged=report.flagged,
-        quarantined=report.quarantined,
-        quality_score=report.quality_score,
-        rules=report.rules,
-    )
+    return QualityChecked.model_validate(report.model_dump())

@@ -117,6 +117,7 @@ from wsproto.utilities import RemoteProtocolError
 from f1daemon.actors.backoff import Backoff
 from f1daemon.domain.events import Fact, MessageReceived, RecordQuarantined
 from f1daemon.errors import UserError
+from f1daemon.feed.messages import FEED_TOPICS
 
 # The recording parser's framing rules are the feed's: a feed message and a snapshot
 # are checked by the same code whether they come from a file or from the socket.
@@ -143,28 +144,8 @@ LIVE_URL = "https://livetiming.formula1.com/signalrcore"
 RECORD_SEPARATOR = "\x1e"
 SUBSCRIBE_ID = "1"  # the client's only invocation on a connection
 
-# The topics subscribed by default: everything the decoders read, and the rest of
-# what the feed publishes during a session (facts first: decoders may come later).
-DEFAULT_TOPICS = (
-    "Heartbeat",
-    "SessionInfo",
-    "SessionStatus",
-    "SessionData",
-    "ExtrapolatedClock",
-    "TrackStatus",
-    "LapCount",
-    "DriverList",
-    "TimingData",
-    "TimingAppData",
-    "TimingStats",
-    "TopThree",
-    "TyreStintSeries",
-    "RaceControlMessages",
-    "TeamRadio",
-    "WeatherData",
-    "CarData.z",
-    "Position.z",
-)
+# The topics subscribed by default: every topic the feed publishes in a session.
+DEFAULT_TOPICS = FEED_TOPICS
 
 # SignalR Core hub message types.
 INVOCATION = 1

@@ -71,7 +71,6 @@ APPEND_BATCH = 5_000  # facts per transaction
 READ_PAGE = 10_000  # notifications per query
 # The topics of a derivation's inputs (see `EventLog.facts`).
 INPUT_TOPICS = [topic_of(t) for t in (MessageReceived, RecordQuarantined, QuarantineReleased)]
-RELEASES_SOURCE, RELEASES_STREAM = "operator", "quarantine-releases"
 CREATE_ATTEMPTS = 5
 
 
@@ -171,17 +170,11 @@ class EventLog:
         return AppendResult(appended=appended, already_logged=already, quarantined=quarantined)
 
     def record_release(self, release: QuarantineReleased) -> QuarantineReleased:
-        """Append an operator's release as the session's next one (its `sequence` is
-        set here); concurrent releases each get their own number."""
-        stream = fact_stream_id(release.session, RELEASES_SOURCE, RELEASES_STREAM)
+        """Append an operator's release as the next of its stream (its `sequence` is set
+        here); concurrent releases each get their own number."""
+        stream = fact_stream_id(release.session, release.source, release.stream)
         while True:
-            numbered = release.model_copy(
-                update={
-                    "source": RELEASES_SOURCE,
-                    "stream": RELEASES_STREAM,
-                    "sequence": self._stream_head(stream) + 1,
-                }
-            )
+            numbered = release.model_copy(update={"sequence": self._stream_head(stream) + 1})
             if self.append_facts([numbered]).appended:
                 return numbered
 
@@ -314,11 +307,6 @@ class EventLog:
             if origin.startswith(prefix) or origin == derived:
                 event = to_domain_event_of(notification, RecordQuarantined)
                 yield notification.id, origin == derived, event
-
-    def event_at(self, position: int) -> Event | None:
-        """The event at a log position, if any."""
-        page = self._recorder.select_notifications(position, 1, stop=position)
-        return to_domain_event_of(page[0], Event) if page else None
 
     def latest_derivation(self, session: str) -> DerivationCompleted | None:
         """The most recent derivation run of a session."""
