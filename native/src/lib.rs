@@ -11,6 +11,8 @@ pub mod error;
 pub mod jsonstream;
 pub mod shape;
 pub mod telemetry;
+pub mod telemetry_batch;
+pub mod telemetry_scan;
 pub mod timestamp;
 pub mod timing;
 pub mod zdecode;

@@ -14,21 +14,23 @@
 //!
 //! Other keys are ignored (but must be valid JSON); a repeated key counts once, with its
 //! last value; integers are JSON integers only (see [`shape::Int`]).
+//!
+//! This module is the general parser, which implements all of that. The batches are
+//! built in [`crate::telemetry_batch`], which reads the messages as the feed writes them
+//! with the faster [`crate::telemetry_scan`] and hands only the rest to this parser.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
-use arrow_array::builder::{Int16Builder, Int32Builder, Int64Builder, Int8Builder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::de::MapAccess;
 
-use crate::error::{Error, Result};
 use crate::shape::{
     self, fields, optional, required, ByDriver, Checked, Int, Lenient, List, OptionalStr, Root,
     Shape, Timestamp,
 };
-use crate::zdecode;
+// The decoders (payloads to a batch) live with their fast path.
+pub use crate::telemetry_batch::{decode_car_data, decode_position};
 
 // Nesting depth of each level of a message (the top-level object is at 1).
 const ENTRY_DEPTH: usize = 3;
@@ -249,67 +251,6 @@ pub fn parse_car_data(text: &str) -> Result<Vec<CarEntry>, String> {
     )
 }
 
-/// Column builders of [`CAR_DATA_SCHEMA`].
-#[derive(Default)]
-struct CarDataColumns {
-    utc_ms: Int64Builder,
-    driver: Int16Builder,
-    rpm: Int32Builder,
-    speed: Int16Builder,
-    gear: Int8Builder,
-    throttle: Int16Builder,
-    brake: Int16Builder,
-    drs: Int16Builder,
-}
-
-impl CarDataColumns {
-    fn append(&mut self, entries: &[CarEntry]) {
-        for entry in entries {
-            for &(driver, channels) in &entry.cars {
-                self.utc_ms.append_value(entry.utc_ms);
-                self.driver.append_value(driver);
-                self.rpm.append_option(channels.rpm);
-                self.speed.append_option(channels.speed);
-                self.gear.append_option(channels.gear);
-                self.throttle.append_option(channels.throttle);
-                self.brake.append_option(channels.brake);
-                self.drs.append_option(channels.drs);
-            }
-        }
-    }
-
-    fn finish(mut self) -> Result<RecordBatch> {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.utc_ms.finish()),
-            Arc::new(self.driver.finish()),
-            Arc::new(self.rpm.finish()),
-            Arc::new(self.speed.finish()),
-            Arc::new(self.gear.finish()),
-            Arc::new(self.throttle.finish()),
-            Arc::new(self.brake.finish()),
-            Arc::new(self.drs.finish()),
-        ];
-        Ok(RecordBatch::try_new(CAR_DATA_SCHEMA.clone(), columns)?)
-    }
-}
-
-/// Decodes `CarData.z` payloads (see [`zdecode`]) into one batch of [`CAR_DATA_SCHEMA`].
-///
-/// # Errors
-///
-/// The first bad payload's error (decoding or JSON), wrapped in [`Error::Item`].
-pub fn decode_car_data<'a, I>(payloads: I) -> Result<RecordBatch>
-where
-    I: IntoIterator<Item = Result<&'a [u8]>>,
-{
-    let mut columns = CarDataColumns::default();
-    for_each_text(payloads, "CarData", |text| {
-        columns.append(&parse_car_data(text)?);
-        Ok(())
-    })?;
-    columns.finish()
-}
-
 // --- Position.z ------------------------------------------------------------------------
 
 /// One car's position at one instant (`None`: absent or null).
@@ -456,85 +397,10 @@ pub fn parse_position(text: &str) -> Result<Vec<PositionEntry<'_>>, String> {
     )
 }
 
-/// Column builders of [`POSITION_SCHEMA`].
-#[derive(Default)]
-struct PositionColumns {
-    utc_ms: Int64Builder,
-    driver: Int16Builder,
-    status: StringBuilder,
-    x: Int32Builder,
-    y: Int32Builder,
-    z: Int32Builder,
-}
-
-impl PositionColumns {
-    fn append(&mut self, entries: &[PositionEntry<'_>]) {
-        for entry in entries {
-            for (driver, position) in &entry.cars {
-                self.utc_ms.append_value(entry.utc_ms);
-                self.driver.append_value(*driver);
-                self.status.append_option(position.status.as_deref());
-                self.x.append_option(position.x);
-                self.y.append_option(position.y);
-                self.z.append_option(position.z);
-            }
-        }
-    }
-
-    fn finish(mut self) -> Result<RecordBatch> {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.utc_ms.finish()),
-            Arc::new(self.driver.finish()),
-            Arc::new(self.status.finish()),
-            Arc::new(self.x.finish()),
-            Arc::new(self.y.finish()),
-            Arc::new(self.z.finish()),
-        ];
-        Ok(RecordBatch::try_new(POSITION_SCHEMA.clone(), columns)?)
-    }
-}
-
-/// Decodes `Position.z` payloads into one batch of [`POSITION_SCHEMA`].
-///
-/// # Errors
-///
-/// The first bad payload's error (decoding or JSON), wrapped in [`Error::Item`].
-pub fn decode_position<'a, I>(payloads: I) -> Result<RecordBatch>
-where
-    I: IntoIterator<Item = Result<&'a [u8]>>,
-{
-    let mut columns = PositionColumns::default();
-    for_each_text(payloads, "Position", |text| {
-        columns.append(&parse_position(text)?);
-        Ok(())
-    })?;
-    columns.finish()
-}
-
-/// Inflates each payload with this thread's decoder and hands its text to `f`; errors
-/// name the payload's index, `f`'s as invalid `topic` JSON.
-fn for_each_text<'a, I>(
-    payloads: I,
-    topic: &'static str,
-    mut f: impl FnMut(&str) -> Result<(), String>,
-) -> Result<()>
-where
-    I: IntoIterator<Item = Result<&'a [u8]>>,
-{
-    zdecode::with_decoder(|decoder| {
-        for (index, payload) in payloads.into_iter().enumerate() {
-            let text = payload
-                .and_then(|payload| decoder.decode(payload))
-                .map_err(|e| e.at(index))?;
-            f(&text).map_err(|reason| Error::Json { topic, reason }.at(index))?;
-        }
-        Ok(())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Result;
     use arrow_array::cast::AsArray as _;
     use arrow_array::types::{Int16Type, Int32Type, Int64Type, Int8Type};
     use base64::engine::general_purpose::STANDARD;

@@ -43,6 +43,9 @@ fn initial_capacity(compressed_len: usize) -> usize {
 pub struct ZDecoder {
     inflater: Decompress,
     compressed: Vec<u8>,
+    /// Inflated text of the last [`ZDecoder::decode_str`], reused so that a sequence of
+    /// payloads costs no allocation (and no page faults) per payload.
+    inflated: Vec<u8>,
     limit: usize,
 }
 
@@ -65,6 +68,7 @@ impl ZDecoder {
         Self {
             inflater: Decompress::new(false),
             compressed: Vec::new(),
+            inflated: Vec::new(),
             limit,
         }
     }
@@ -75,38 +79,73 @@ impl ZDecoder {
     ///
     /// [`Error::Base64`], [`Error::Deflate`], [`Error::TooLarge`] or [`Error::Utf8`].
     pub fn decode(&mut self, payload: &[u8]) -> Result<String> {
-        if self.compressed.capacity() > KEEP_BUFFER_BYTES {
-            self.compressed = Vec::new(); // don't hold on to one huge payload's buffer
-        }
-        self.compressed.clear();
-        BASE64.decode_vec(payload, &mut self.compressed)?;
-        let mut out = self.inflate()?;
+        self.unbase64(payload)?;
+        let mut out = Vec::new();
+        self.inflate(&mut out)?;
         if out.starts_with(UTF8_BOM) {
             out.drain(..UTF8_BOM.len());
         }
         Ok(String::from_utf8(out)?)
     }
 
-    /// Inflates `self.compressed` in one pass into a buffer that must hold all of it.
+    /// [`ZDecoder::decode`] into the decoder's own buffer: the text is borrowed until the
+    /// next call. For callers that parse the text and drop it (the telemetry decoders).
+    ///
+    /// # Errors
+    ///
+    /// As [`ZDecoder::decode`].
+    pub fn decode_str(&mut self, payload: &[u8]) -> Result<&str> {
+        self.unbase64(payload)?;
+        let mut out = std::mem::take(&mut self.inflated);
+        if out.capacity() > KEEP_BUFFER_BYTES {
+            out = Vec::new(); // as for `compressed`
+        }
+        let inflated = self.inflate(&mut out);
+        self.inflated = out;
+        inflated?;
+        let text = self
+            .inflated
+            .strip_prefix(UTF8_BOM)
+            .unwrap_or(&self.inflated);
+        match std::str::from_utf8(text) {
+            Ok(text) => Ok(text),
+            // Rare: the owned copy only gives the error the type `decode` reports.
+            Err(_) => Err(String::from_utf8(text.to_vec()).unwrap_err().into()),
+        }
+    }
+
+    /// Base64-decodes `payload` into `self.compressed`.
+    fn unbase64(&mut self, payload: &[u8]) -> Result<()> {
+        if self.compressed.capacity() > KEEP_BUFFER_BYTES {
+            self.compressed = Vec::new(); // don't hold on to one huge payload's buffer
+        }
+        self.compressed.clear();
+        BASE64.decode_vec(payload, &mut self.compressed)?;
+        Ok(())
+    }
+
+    /// Inflates `self.compressed` in one pass into `out` (cleared first), which must hold
+    /// all of it.
     ///
     /// A fresh stream finished in one call is decoded straight into the output buffer
     /// (when the buffer turns out too small, it starts over with a bigger one). Besides
     /// being fast, this makes every flate2 backend reject back-references before the
     /// start of the data as zlib does (`miniz_oxide` would otherwise read them from an
     /// all-zero window); the crate uses the zlib-rs backend.
-    fn inflate(&mut self) -> Result<Vec<u8>> {
+    fn inflate(&mut self, out: &mut Vec<u8>) -> Result<()> {
         // One byte more than the limit tells "exactly at the limit" from "beyond".
         let hard_cap = self.limit.saturating_add(1);
         let mut capacity = initial_capacity(self.compressed.len()).min(hard_cap);
         loop {
-            let mut out = Vec::with_capacity(capacity);
+            out.clear();
+            out.reserve(capacity);
             self.inflater.reset(false);
             let status = self
                 .inflater
-                .decompress_vec(&self.compressed, &mut out, FlushDecompress::Finish)
+                .decompress_vec(&self.compressed, out, FlushDecompress::Finish)
                 .map_err(|e| Error::Deflate(e.message().unwrap_or("corrupt data").to_owned()))?;
             match status {
-                Status::StreamEnd if out.len() <= self.limit => return Ok(out),
+                Status::StreamEnd if out.len() <= self.limit => return Ok(()),
                 Status::StreamEnd => return Err(Error::TooLarge { limit: self.limit }),
                 // Output stops short of a full buffer only when the input ran out.
                 Status::Ok | Status::BufError if out.len() < out.capacity() => {
@@ -298,6 +337,33 @@ mod tests {
         let mut stream = deflate(b"{}");
         stream.extend_from_slice(b"garbage");
         assert_eq!(decode_z(STANDARD.encode(stream).as_bytes()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn decode_str_is_decode_with_a_reused_buffer() {
+        let mut decoder = ZDecoder::new();
+        let long = "ä".repeat(100_000); // grows the buffer past the first guess
+        for text in [&long, "\u{feff}{}", "", "\u{feff}\u{feff}x", "short"] {
+            let payload = encode(text.as_bytes());
+            let owned = decoder.decode(payload.as_bytes()).unwrap();
+            assert_eq!(decoder.decode_str(payload.as_bytes()).unwrap(), owned);
+        }
+        for bad in [
+            encode(b"\xff"),
+            encode(b"\xef\xbb\xbf\xed\xa0\x80"),
+            "!".to_owned(),
+        ] {
+            let owned = decoder.decode(bad.as_bytes()).unwrap_err().to_string();
+            let borrowed = decoder.decode_str(bad.as_bytes()).unwrap_err().to_string();
+            assert_eq!(borrowed, owned);
+        }
+        let mut small = ZDecoder::with_limit(9_999);
+        let big = encode(&[b' '; 10_000]);
+        assert!(matches!(
+            small.decode_str(big.as_bytes()),
+            Err(Error::TooLarge { .. })
+        ));
+        assert_eq!(small.decode_str(encode(b"ok").as_bytes()).unwrap(), "ok");
     }
 
     #[test]
