@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import trio
 
-from f1daemon.config import load_config
+from f1daemon.config import Config, load_config
 from f1daemon.daemon.app import Daemon
 from f1daemon.daemon.sources import load_recording
 from f1daemon.domain.events import Fact
@@ -38,11 +38,16 @@ def _testdata() -> Path:
 class _TimedDaemon(Daemon):
     """The daemon, keeping each acknowledged message's latency."""
 
-    latencies: list[float]
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.latencies: list[float] = []
+        count = self.intake.count
 
-    def _count(self, source: str, facts: Sequence[Fact], latency: float) -> None:
-        super()._count(source, facts, latency)
-        self.latencies.extend([latency] * len(facts))
+        def timed_count(source: str, facts: Sequence[Fact], latency: float) -> None:
+            count(source, facts, latency)
+            self.latencies.extend([latency] * len(facts))
+
+        self.intake.count = timed_count  # type: ignore[method-assign]
 
 
 async def _measure(store_url: str, state_dir: Path, speed: float, seconds: float) -> list[float]:
@@ -65,7 +70,6 @@ speed = {speed}
         encoding="utf-8",
     )
     daemon = _TimedDaemon(load_config(config_path, environ={}))
-    daemon.latencies = []
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.run)
         with trio.move_on_after(seconds):

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import psycopg
 
+from f1daemon.projections.exports import EXPORTS, export_table
+from f1daemon.services.derivation import current_events
+from f1daemon.services.versions import replay
 from f1daemon.sources.archive import read_facts, topic_files
-from f1daemon.store.derivation import current_events
 from f1daemon.store.eventlog import APPEND_BATCH, EventLog
-from f1daemon.store.exports import EXPORTS, export_table
 from f1daemon.store.url import parse_store_url
-from f1daemon.store.versions import replay
 
 BAKU = "livetiming/2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race"
 SESSION = "2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_Race"

@@ -20,11 +20,11 @@ from f1daemon.store.url import DEFAULT_STORE_URL, STORE_ENV_VAR
 ARCHIVE_URL_ENV_VAR = "F1DAEMON_ARCHIVE_URL"
 
 if TYPE_CHECKING:
-    from f1daemon.ingest import SessionIngest
+    from f1daemon.services.ingest import SessionIngest
     from f1daemon.store.eventlog import EventLog
 
 EXIT_USER_ERROR = 2
-# The export kinds (f1daemon.store.exports.EXPORTS), listed here so --help stays fast.
+# The export kinds (f1daemon.projections.exports.EXPORTS), listed here so --help stays fast.
 EXPORT_KINDS = (
     "laps",
     "stints",
@@ -380,7 +380,7 @@ def _open_log(url: str | None) -> EventLog:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from f1daemon.ingest import ingest_paths
+    from f1daemon.services.ingest import ingest_paths
 
     if args.archive is not None:
         if args.paths or args.session:
@@ -416,7 +416,7 @@ def _backfill(args: argparse.Namespace) -> int:
 
     import trio
 
-    from f1daemon.ingest import ingest_session
+    from f1daemon.services.ingest import ingest_session
     from f1daemon.sources.archive_http import DEFAULT_BASE_URL, SessionBackfill, backfill
 
     year_text, *rest = args.archive
@@ -462,12 +462,13 @@ def _cache_home() -> Path:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from f1daemon.store.derivation import current_events, resolve_session
-    from f1daemon.store.exports import export_table, write_table
+    from f1daemon.projections.exports import EXPORTS, export_table, write_table
+    from f1daemon.services.derivation import current_events, resolve_session
 
     with _open_log(args.store) as log:
         session = resolve_session(log, args.session)
-        table = export_table(args.kind, current_events(log, session))
+        events = current_events(log, session, telemetry=EXPORTS[args.kind].exploded)
+        table = export_table(args.kind, events)
     write_table(table, args.format, args.output)
     if args.output is not None:
         print(
@@ -491,8 +492,8 @@ def _sessions(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from f1daemon.store.derivation import resolve_session
-    from f1daemon.store.versions import replay, replay_into
+    from f1daemon.services.derivation import resolve_session
+    from f1daemon.services.versions import replay, replay_into
 
     speed = None if args.speed == "max" else _speed(args.speed)
     with _open_log(args.store) as log:
@@ -518,7 +519,7 @@ def _speed(text: str) -> float:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from f1daemon.store.derivation import resolve_session, verify_run
+    from f1daemon.services.derivation import resolve_session, verify_run
 
     failures = checked = 0
     with _open_log(args.store) as log:
@@ -556,7 +557,7 @@ def _versions(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from f1daemon.store.versions import rollback
+    from f1daemon.services.versions import rollback
 
     with _open_log(args.store) as log:
         for rolled in rollback(log, args.tag):
@@ -566,7 +567,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from f1daemon.store.versions import diff
+    from f1daemon.services.versions import diff
 
     with _open_log(args.store) as log:
         for change in diff(log, args.tag1, args.tag2):
@@ -580,7 +581,7 @@ def _diff(args: argparse.Namespace) -> int:
 def _project(args: argparse.Namespace) -> int:
     import time
 
-    from f1daemon.store.projections import PostgresProjection
+    from f1daemon.projections.postgres import PostgresProjection
 
     projection = PostgresProjection(args.into)
     try:
@@ -601,8 +602,8 @@ def _project(args: argparse.Namespace) -> int:
 def _lake(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from f1daemon.store.lake import prune, write_lake
-    from f1daemon.store.versions import find_tag
+    from f1daemon.projections.lake import prune, write_lake
+    from f1daemon.services.versions import find_tag
 
     with _open_log(args.store) as log:
         if args.version is not None:

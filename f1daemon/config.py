@@ -109,15 +109,6 @@ class SupervisionSettings(_Section):
     )
 
 
-class SessionSettings(_Section):
-    """[session]"""
-
-    derive_active_s: float = Field(
-        default=5.0, gt=0, description="Derive a session this often while it is ACTIVE."
-    )
-    derive_idle_s: float = Field(default=60.0, gt=0, description="... and otherwise.")
-
-
 class SourceSettings(_Section):
     """[[sources]]: one source actor."""
 
@@ -216,7 +207,6 @@ class Config(_Section):
     metrics: MetricsSettings = MetricsSettings()
     writer: WriterSettings = WriterSettings()
     supervision: SupervisionSettings = SupervisionSettings()
-    session: SessionSettings = SessionSettings()
     sources: tuple[SourceSettings, ...] = ()
 
     @field_validator("sources")

@@ -28,10 +28,10 @@ from f1daemon.domain.events import (
 )
 from f1daemon.errors import UserError
 from f1daemon.feed.timing import format_time_ms
+from f1daemon.projections.exports import export_table, write_table
+from f1daemon.services.derivation import current_events
 from f1daemon.sources.simulator import SimulatedRace, simulate_race
-from f1daemon.store.derivation import current_events
 from f1daemon.store.eventlog import EventLog
-from f1daemon.store.exports import export_table, write_table
 from f1daemon.store.url import parse_store_url
 
 

@@ -69,8 +69,27 @@ class Metrics:
         )
         self.validation_duration = Histogram(
             "f1daemon_validation_duration_seconds",
-            "Time to derive and check a session from its facts (one derivation run).",
+            "Time a session's follower takes to derive, check and commit what new facts "
+            "made final (one catch-up).",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.derive_lag = Histogram(
+            "f1daemon_derive_lag_seconds",
+            "From the commit of facts to the commit of the derived events they made final.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.derive_facts_behind = Gauge(
+            "f1daemon_derive_facts_behind",
+            "Facts committed that the session's follower has not read yet.",
+            ["session"],
+            registry=r,
+        )
+        self.derived_events = Gauge(
+            "f1daemon_derived_events",
+            "Derived events the session's current run has appended.",
+            ["session"],
             registry=r,
         )
         self.append_latency = Histogram(

@@ -19,8 +19,8 @@ from f1daemon.domain.events import (
     SourceStateChanged,
     TelemetryShed,
 )
-from f1daemon.store.exports import EXPORTS
-from f1daemon.store.features import FEATURES
+from f1daemon.projections.exports import EXPORTS
+from f1daemon.projections.features import FEATURES
 
 HEADER = """# Data schemas
 

@@ -43,7 +43,11 @@ class Notifier:
             return
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.sendto(message.encode(), self._address)
+                # Never block the trio loop: a receiver whose queue is full (a stalled
+                # manager) loses this notification, not the daemon its loop.
+                sock.sendto(message.encode(), socket.MSG_DONTWAIT, self._address)
+        except BlockingIOError:
+            log.warning("sd_notify: the notify socket's queue is full; %s dropped", fields[0])
         except OSError as error:
             log.warning("sd_notify failed: %s", error)
 

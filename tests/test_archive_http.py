@@ -22,7 +22,7 @@ from f1daemon.actors.backoff import Backoff
 from f1daemon.cli import main
 from f1daemon.domain.events import MessageReceived
 from f1daemon.errors import UserError
-from f1daemon.ingest import ingest_paths, ingest_session
+from f1daemon.services.ingest import ingest_paths, ingest_session
 from f1daemon.sources.archive import read_facts, session_key_for, topic_files
 from f1daemon.sources.archive_http import (
     ArchiveHTTPError,

@@ -37,7 +37,9 @@ def daemon_config(tmp_path: Path, *, sources: tuple[str, ...] = (), **overrides:
         "[daemon]",
         f'state_dir = "{tmp_path}"',
         f'store = "sqlite:///{tmp_path / "events.db"}"',
-        f"shutdown_deadline_s = {overrides.get('deadline', '3600')}",
+        # Virtual seconds: under the autojump clock they run by while the derivation
+        # works on its thread, so the default deadline is far away.
+        f"shutdown_deadline_s = {overrides.get('deadline', '10000000')}",
         "[control]",
         f'socket = "{tmp_path / "ctl.sock"}"',
         "[metrics]",
@@ -45,9 +47,6 @@ def daemon_config(tmp_path: Path, *, sources: tuple[str, ...] = (), **overrides:
         "[supervision]",
         "backoff_jitter = 0",
         "stall_timeout_s = 10",
-        "[session]",
-        "derive_active_s = 30",
-        "derive_idle_s = 30",
     ]
     path = tmp_path / "f1daemon.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -134,21 +133,31 @@ async def test_a_faulty_source_beside_a_healthy_one(
         record(name, state, detail)  # type: ignore[arg-type]
 
     daemon._source_state = timed_state  # type: ignore[method-assign]
-    async with trio.open_nursery() as nursery:
-        await nursery.start(daemon.run)
-        healthy = daemon.sources["healthy"]
 
-        def done() -> bool:
-            track = daemon.sessions.get(healthy.session or "")
-            return (
-                track is not None
-                and track.lifecycle.state is SessionState.COMPLETED
-                and daemon.sources["faulty"].state == "stopped"
-            )
-
-        while not done():  # noqa: ASYNC110 (polls the daemon's state; no event to wait on)
+    async def tick() -> None:
+        # While the daemon waits on a worker thread, the autojump clock jumps to the
+        # next deadline; a second's tick keeps it from jumping to the drain's.
+        while True:  # noqa: ASYNC110 - a clock, not a wait
             await trio.sleep(1)
-        daemon.request_shutdown()
+
+    async with trio.open_nursery() as ticking:
+        ticking.start_soon(tick)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            healthy = daemon.sources["healthy"]
+
+            def done() -> bool:
+                track = daemon.sessions.get(healthy.session or "")
+                return (
+                    track is not None
+                    and track.lifecycle.state is SessionState.COMPLETED
+                    and daemon.sources["faulty"].state == "stopped"
+                )
+
+            while not done():  # noqa: ASYNC110 (polls the daemon's state; no event to wait on)
+                await trio.sleep(1)
+            daemon.request_shutdown()
+        ticking.cancel_scope.cancel()
 
     # The faulty source's schedule, in exact virtual time: backoff 1 s then 2 s; the
     # third failure opens the breaker for 60 s; the trial hangs until the 10 s no-data
@@ -402,3 +411,34 @@ async def test_telemetry_is_shed_counted_and_recorded_never_silently(tmp_path: P
     assert telemetry_logged + shed == sent["telemetry"]
     assert sum(e.count for e in shed_events) == shed
     assert {e.topic for e in shed_events} == {"CarData.z"}
+
+
+def test_a_notify_socket_that_is_never_read_does_not_block_the_daemon(tmp_path: Path) -> None:
+    # A real datagram socket whose receiver never reads (a stalled manager, a test):
+    # its queue fills after a few notifications; further ones are dropped at once.
+    import socket
+    import threading
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        notifier = Notifier({"NOTIFY_SOCKET": str(path)})
+
+        # On a thread, so that a blocking send fails the test instead of hanging it.
+        def send() -> None:
+            for _ in range(500):
+                notifier.status("x" * 512)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        sender.join(timeout=10)
+        assert not sender.is_alive(), "a notification blocked"
+        receiver.setblocking(False)
+        received = 0
+        while True:
+            try:
+                receiver.recv(4096)
+            except BlockingIOError:
+                break
+            received += 1
+        assert 0 < received < 500  # the queue held some, the rest were dropped

@@ -25,8 +25,8 @@ from f1daemon.domain.events import (
     SourceStateChanged,
     WeatherForecast,
 )
+from f1daemon.services.derivation import current_events
 from f1daemon.sources.jolpica import Jolpica
-from f1daemon.store.derivation import current_events
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url
 from tests.http_servers import Fault, JolpicaData, open_meteo, openweathermap, serve
@@ -48,9 +48,6 @@ enabled = false
 backoff_initial_s = 0.05
 backoff_cap_s = 0.1
 breaker_failures = 10
-[session]
-derive_active_s = 3600
-derive_idle_s = 3600
 [[sources]]
 {source}
 """

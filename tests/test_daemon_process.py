@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -39,17 +40,25 @@ class RunningDaemon:
     stderr_path: Path
     notifications: list[str]
 
-    def wait_notification(self, prefix: str, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.notifications:
-                if message.startswith(prefix) or f"\n{prefix}" in message:
-                    return message
-            self.notify.settimeout(max(0.01, deadline - time.monotonic()))
+    def receive_notifications(self) -> None:
+        """Read the notify socket all the time, as systemd does (on a thread): a queue
+        left full would make the daemon drop notifications."""
+        self.notify.settimeout(0.2)
+        while self.notify.fileno() != -1:
             try:
                 self.notifications.append(self.notify.recv(4096).decode())
             except TimeoutError:
-                break
+                continue
+            except OSError:
+                return
+
+    def wait_notification(self, prefix: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in list(self.notifications):
+                if message.startswith(prefix) or f"\n{prefix}" in message:
+                    return message
+            time.sleep(0.01)
         raise AssertionError(f"no {prefix!r} notification; got {self.notifications}")
 
     def call(self, command: str, *args: str) -> dict[str, object]:
@@ -89,8 +98,6 @@ max_line_bytes = 4096
 client_timeout_s = 2
 [metrics]
 port = 0
-[session]
-derive_active_s = 1
 [[sources]]
 name = "monaco-fp2"
 kind = "recording"
@@ -141,6 +148,8 @@ def daemon(tmp_path: Path, testdata: Path) -> Iterator[RunningDaemon]:
         stderr_path,
         [],
     )
+    receiver = threading.Thread(target=running.receive_notifications, daemon=True)
+    receiver.start()
     try:
         yield running
     finally:
@@ -148,6 +157,7 @@ def daemon(tmp_path: Path, testdata: Path) -> Iterator[RunningDaemon]:
             process.kill()
             process.wait()
         notify.close()
+        receiver.join(timeout=5)
 
 
 def test_the_daemon_under_systemd_and_its_operators(

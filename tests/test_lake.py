@@ -14,9 +14,9 @@ import pytest
 
 from f1daemon.cli import main
 from f1daemon.domain.events import DerivedEvent, LapCompleted, LapDeleted, StintStarted
+from f1daemon.projections.features import FEATURES
+from f1daemon.projections.lake import write_lake
 from f1daemon.store.eventlog import EventLog
-from f1daemon.store.features import FEATURES
-from f1daemon.store.lake import write_lake
 from f1daemon.store.url import parse_store_url
 
 BAKU = "2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race"
@@ -137,7 +137,7 @@ def test_retention_prunes_old_versions_of_the_lake_never_the_log(
     assert os.path.getsize(tmp_path / "events.db") > 0
 
 
-# The clean-lap rule of `f1daemon.store.features`, written again in SQL over the
+# The clean-lap rule of `f1daemon.projections.features`, written again in SQL over the
 # processed laps: DuckDB's aggregates check the Python ones.
 CLEAN_STINTS_SQL = """
 WITH laps AS (

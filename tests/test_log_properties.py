@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from f1daemon.domain.events import Fact, MessageReceived
+from f1daemon.projections.exports import export_table
+from f1daemon.services.derivation import current_events, derive_session
+from f1daemon.services.versions import replay, rollback
 from f1daemon.sources.archive import read_facts, topic_files
 from f1daemon.sources.simulator import write_race
-from f1daemon.store.derivation import current_events, derive_session
 from f1daemon.store.eventlog import EventLog
-from f1daemon.store.exports import export_table
 from f1daemon.store.url import parse_store_url
-from f1daemon.store.versions import replay, rollback
 
 SESSION = "Simulated/Race"
 PROPERTY = settings(

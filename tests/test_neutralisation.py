@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from f1daemon.domain.events import (
+    DerivedEvent,
     NeutralisationCleared,
     NeutralisationDetected,
     NeutralisationPeriod,
@@ -35,7 +36,7 @@ from f1daemon.feed.neutralisation import (
     NeutralisationDetector,
 )
 from f1daemon.feed.pipeline import Derivation, Pipeline, derive
-from f1daemon.feed.timebase import TimeBase, establish
+from f1daemon.feed.timebase import TimeBase
 from f1daemon.sources.archive import read_facts, read_messages, topic_files
 from tests.conftest import TESTDATA, record_check
 
@@ -266,12 +267,9 @@ def test_at_once_or_fact_by_fact_the_same(testdata: Path, name: str) -> None:
         if isinstance(e, NeutralisationDetected | NeutralisationCleared)
     ]
     # Fact by fact, as the live path derives: log facts (not digested ahead), one a call.
-    facts = sorted(
-        read_facts(folder.name, topic_files(folder)),
-        key=lambda f: f.offset_ms if f.offset_ms is not None else -1,
-    )
-    pipeline = Pipeline(folder.name, establish(facts))
-    events = pipeline.start()
+    facts = list(read_facts(folder.name, topic_files(folder)))
+    pipeline = Pipeline(folder.name)
+    events: list[DerivedEvent] = []
     for fact in facts:
         events.extend(pipeline.on_fact(fact))
     events.extend(pipeline.finish())

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from f1daemon.cli import main
+from f1daemon.projections.postgres import PostgresProjection
 from f1daemon.store.eventlog import EventLog
-from f1daemon.store.projections import PostgresProjection
 from f1daemon.store.url import parse_store_url
 
 BAKU = "2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race"

@@ -26,6 +26,7 @@ from f1daemon.domain.events import (
     TelemetryBatch,
     WeatherObserved,
 )
+from f1daemon.projections.current import current_data
 from f1daemon.qa import RULES, QAReport, QASettings, SessionRecords, check_session, outcomes
 from f1daemon.qa.verdicts import check_run
 
@@ -213,8 +214,9 @@ def test_only_the_arrival_order_rule_depends_on_order() -> None:
 
 
 def kept_and_quarantined(checked: list[DerivedEvent]) -> tuple[set[str], list[str]]:
-    """The records a checked run kept, and those it quarantined (one entry each)."""
-    kept = {record.describe() for record in SessionRecords.of(checked).records()}
+    """The records a checked run kept (as the projections read it: its corrections
+    applied), and those it quarantined (one entry each)."""
+    kept = {record.describe() for record in SessionRecords.of(current_data(checked)).records()}
     quarantined = [
         e.record for e in checked if isinstance(e, RecordQuarantined) and e.record is not None
     ]

@@ -14,10 +14,10 @@ import pytest
 
 from f1daemon.cli import main
 from f1daemon.domain.events import AnomalyDetected, LapCompleted, QuarantineReleased
-from f1daemon.store.derivation import current_events, run_report, verify_run
+from f1daemon.services.derivation import current_events, run_report, verify_run
+from f1daemon.services.versions import replay
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url
-from f1daemon.store.versions import replay
 from tests.test_recording import WITH_ERRORS, WITH_ERRORS_QUARANTINED
 
 MEXICO = Path("livetiming") / "2021-11-07_Mexico_City_Grand_Prix__2021-11-06_Qualifying"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from f1daemon.cli import EXPORT_KINDS
+from f1daemon.projections.exports import EXPORTS
 from f1daemon.schemas import render
-from f1daemon.store.exports import EXPORTS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "DATA_SCHEMAS.md"
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
-from f1daemon.domain.events import LapCompleted, MessageReceived, StintStarted
+from f1daemon.domain.events import (
+    DerivationCompleted,
+    DerivationStarted,
+    LapCompleted,
+    MessageReceived,
+    StintStarted,
+)
 from f1daemon.errors import UserError
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url
@@ -89,32 +96,42 @@ def test_derivation_runs_are_recorded_and_the_latest_is_read(store_url: str) -> 
         session_time_ms=0,
         utc=datetime(2024, 3, 2, 15, 0, tzinfo=UTC),
     )
+    session = "2024/Test_Race"
     with EventLog(parse_store_url(store_url)) as log:
-        assert log.latest_derivation("2024/Test_Race") is None
-        first = log.record_derivation(
-            "2024/Test_Race",
-            [stint, lap(1)],
-            pipeline_version="1",
-            facts=3,
-            last_fact_position=3,
-            undecodable=0,
-            facts_sha256="a" * 64,
-        )
-        second = log.record_derivation(
-            "2024/Test_Race",
-            [lap(1), lap(2)],
-            pipeline_version="2",
+        assert log.latest_derivation(session) is None
+        # A growing run: started, then two commits, each with its tracking position.
+        first = log.start_run(session, pipeline_version="3")
+        assert first.run == 1
+        assert log.current_run(session) == 1  # current from its start
+        log.append_derived(session, 1, [stint], first=1, position=3)
+        log.append_derived(session, 1, [lap(1)], first=2, position=7)
+        assert log.run_position(session, 1) == 7
+        assert log.derived_count(session, 1) == 2
+        # The tracking record never moves back: a second writer at a position cannot
+        # append the same events twice.
+        with pytest.raises(IntegrityError):
+            log.append_derived(session, 1, [lap(2)], first=3, position=7)
+        assert log.derived_events(session, 1) == [stint, lap(1)]
+        assert log.completion(session, 1) is None
+        # A complete run in one transaction: start, events, completion.
+        second = DerivationCompleted(
+            session=session,
+            run=2,
+            pipeline_version="3",
             facts=4,
-            last_fact_position=4,
+            last_fact_position=8,
+            derived=2,
             undecodable=1,
-            facts_sha256="b" * 64,
         )
-        assert (first.run, second.run) == (1, 2)
-        assert first.events_sha256 != second.events_sha256
-        assert log.current_run("2024/Test_Race") == 2
-        assert log.latest_derivation("2024/Test_Race") == second
-        assert log.derived_events("2024/Test_Race", 1) == [stint, lap(1)]
-        assert log.derived_events("2024/Test_Race", 2) == [lap(1), lap(2)]
+        started = DerivationStarted(session=session, run=2, pipeline_version="3")
+        log.append_derived(
+            session, 2, [lap(1), lap(2)], first=1, position=8, completed=second, started=started
+        )
+        assert log.next_run(session) == 3
+        assert log.current_run(session) == 2
+        assert log.latest_derivation(session) == second
+        assert [s.run for s in log.started_runs(session)] == [1, 2]
+        assert log.derived_events(session, 2) == [lap(1), lap(2)]
 
 
 def test_the_log_survives_reopening(store_url: str) -> None:

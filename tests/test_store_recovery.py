@@ -22,8 +22,8 @@ import pytest
 import trio
 
 from f1daemon.domain.events import LapCompleted, MessageReceived
+from f1daemon.services.derivation import derive_session, verify_run
 from f1daemon.sources.archive import read_facts, session_key_for, topic_files
-from f1daemon.store.derivation import derive_session, verify_run
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url
 from f1daemon.store.writer import StoreWriter

@@ -195,9 +195,9 @@ def test_replay_into_another_store_gives_the_same_data(
 def test_a_rollback_outlives_a_restarted_daemon(
     tmp_path: Path, testdata: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The daemon derives a session only when it has new facts: re-sending what is logged
-    (a restarted replay) must not record a run, which would undo a rollback."""
-    from f1daemon.store.derivation import derive_if_changed
+    """The daemon follows a session only when it has new facts: re-sending what is logged
+    (a restarted replay) must not start a run, which would undo a rollback."""
+    from f1daemon.services.derivation import open_follower
 
     store = f"sqlite:///{tmp_path / 'events.db'}"
     folder = testdata / "livetiming" / BAKU
@@ -207,7 +207,7 @@ def test_a_rollback_outlives_a_restarted_daemon(
     assert run(["rollback", "v1", "--store", store], capsys)[0] == 0
     with EventLog(parse_store_url(store)) as log:
         assert log.current_run(SESSION) == 1
-        assert derive_if_changed(log, SESSION) is None  # nothing new: nothing recorded
+        assert open_follower(log, SESSION) is None  # nothing new: nothing recorded
         assert log.current_run(SESSION) == 1
     # A new fact is worth a run.
     assert run(["ingest", str(folder / "TimingData.jsonStream"), "--store", store], capsys)[0] == 0
@@ -217,6 +217,7 @@ def test_a_rollback_outlives_a_restarted_daemon(
         from f1daemon.sources.archive import read_facts, topic_files
 
         log.append_facts(read_facts(SESSION, topic_files(extra)))
-        completed = derive_if_changed(log, SESSION)
-        assert completed is not None
-        assert log.current_run(SESSION) == completed.run == 3
+        follower = open_follower(log, SESSION)
+        assert follower is not None
+        follower.catch_up()
+        assert log.current_run(SESSION) == follower.run == 3

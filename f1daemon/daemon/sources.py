@@ -25,7 +25,7 @@ import trio
 from f1daemon.actors.breaker import CircuitBreaker
 from f1daemon.config import SourceSettings
 from f1daemon.domain.events import Fact
-from f1daemon.ingest import is_archive_path
+from f1daemon.services.ingest import is_archive_path
 from f1daemon.sources.archive import read_facts, session_key_for, topic_files
 from f1daemon.sources.recording import read_recording
 from f1daemon.sources.simulator import write_race

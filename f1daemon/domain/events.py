@@ -387,6 +387,26 @@ class DerivationCompleted(Event):
     )
 
 
+class DerivationStarted(Event):
+    """A derivation run began: from here its events grow in `derived:{session}:{run}`.
+
+    A batch run (ingest, replay) starts and completes in one transaction; the daemon's
+    live run grows as facts arrive, each commit carrying its tracking position, and
+    completes when the session does.
+    """
+
+    run: int = Field(ge=1, description="Derivation run number within the session.")
+    pipeline_version: str = Field(description="Version of the pipeline that derives it.")
+    until_position: int | None = Field(
+        default=None, description="Log position the run is limited to (replay --until)."
+    )
+    sorted_until: int = Field(
+        default=0,
+        description="The facts up to this log position are read in stream-time order "
+        "(offset, then log order), those after it in log order, as they arrive.",
+    )
+
+
 class VersionTagged(Event):
     """A name for a position of the log and the pipeline that derived the data there.
 
@@ -504,6 +524,16 @@ class AnomalyDetected(Event):
     )
 
 
+class AnomalyCleared(Event):
+    """A correction: an earlier `AnomalyDetected` no longer holds (a later fact changed
+    the record's context, e.g. race control reinstated a deleted lap); the projections
+    take the rule's flag off the record."""
+
+    rule: str = Field(description="The rule whose finding no longer holds.")
+    record_kind: str = Field(description="LapCompleted, PitStop or WeatherObserved.")
+    record: str = Field(description="The record, e.g. `car 44 lap 12`.")
+
+
 class RuleFindings(BaseModel):
     """How often one QA rule fired in a session."""
 
@@ -553,6 +583,7 @@ DerivedEvent = (
     | PositionBatch
     | RecordQuarantined
     | AnomalyDetected
+    | AnomalyCleared
     | QualityChecked
     | WeatherForecast
 )
@@ -576,6 +607,7 @@ DERIVED_TYPES: tuple[type[Event], ...] = (
     PositionBatch,
     RecordQuarantined,
     AnomalyDetected,
+    AnomalyCleared,
     QualityChecked,
     WeatherForecast,
 )
@@ -583,6 +615,7 @@ DERIVED_TYPES: tuple[type[Event], ...] = (
 EVENT_TYPES: tuple[type[Event], ...] = (
     MessageReceived,
     SessionRegistered,
+    DerivationStarted,
     DerivationCompleted,
     VersionTagged,
     RolledBack,

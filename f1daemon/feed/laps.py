@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from f1daemon.domain.events import LapCompleted, PitStop, PositionChanged
 from f1daemon.feed.stints import StintTracker
-from f1daemon.feed.timebase import TimeBase
+from f1daemon.feed.timebase import TimeBase, TimeBaseTracker
 from f1daemon.feed.track_status import TrackStatusTracker
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class LapFitter:
     session: str
     stints: StintTracker
     track: TrackStatusTracker
-    time_base: TimeBase
+    time_base: TimeBase | TimeBaseTracker
     drivers: dict[int, _DriverTiming] = field(default_factory=dict)
     session_part: int | None = None
     _next_due: int | None = None  # earliest end of a late-value window still open

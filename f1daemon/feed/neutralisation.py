@@ -69,7 +69,7 @@ from f1daemon.domain.events import (
     TrackStatusChanged,
 )
 from f1daemon.feed.state import JSON
-from f1daemon.feed.timebase import TimeBase
+from f1daemon.feed.timebase import TimeBase, TimeBaseTracker
 from f1daemon.feed.track_status import NEUTRALISATION_KIND
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class NeutralisationDetector:
     """Detects neutralisations from track status, race control and timing, live."""
 
     session: str
-    time_base: TimeBase
+    time_base: TimeBase | TimeBaseTracker
     race: bool | None = None  # None: not known yet (SessionInfo, else the session key)
     feed_status: str | None = None
     cars: dict[int, _Car] = field(default_factory=dict)

@@ -1,7 +1,10 @@
 """The derivation pipeline: facts in, derived events out.
 
 The same code runs for ingestion, the live path and replay, so a log always derives
-to the same events. Facts are taken in stream-time order (offset, then log order).
+to the same events. Facts are taken one at a time in log order, the order they were
+appended (an ingest merges its files by offset; a live source appends as it
+receives), so a continuous derivation that follows the log and a batch one over the
+same facts read the same sequence and derive the same events.
 A message whose payload cannot be decoded is quarantined with the reason — never
 guessed at, never dropped. Topics without a decoder are kept in the log as facts
 and simply derive nothing (yet).
@@ -37,14 +40,17 @@ from f1daemon.feed.session_status import SessionStatusTracker
 from f1daemon.feed.state import JSON, merge
 from f1daemon.feed.stints import StintTracker
 from f1daemon.feed.telemetry import position_batch, telemetry_batch
-from f1daemon.feed.timebase import TimeBase, establish
+from f1daemon.feed.timebase import TimeBaseTracker
 from f1daemon.feed.track_status import TrackStatusTracker
 
+# 3.0.0: one fold over the facts in log order, as the continuous derivation reads
+# them (no sort by stream time); the time base is estimated as the facts come, each
+# move a new TimeBaseEstablished; QA checks each record once, when it is final.
 # 2.3.0: neutralisations detected live (NeutralisationDetected / NeutralisationCleared)
 # from track status, race control and timing; WeatherForecast facts decoded.
 # 2.2.0: each run ends with its QA outcome (`f1daemon.qa.verdicts`). A QA rule's new
 # version changes derived data too, so it is a new pipeline version.
-PIPELINE_VERSION = "2.3.0"
+PIPELINE_VERSION = "3.0.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
 MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})
@@ -57,7 +63,7 @@ class Pipeline:
     """Decoders of one session, fed one fact at a time in stream-time order."""
 
     session: str
-    time_base: TimeBase
+    time_base: TimeBaseTracker = field(default_factory=TimeBaseTracker)
     stints: StintTracker = field(init=False)
     track: TrackStatusTracker = field(init=False)
     laps: LapFitter = field(init=False)
@@ -77,19 +83,13 @@ class Pipeline:
         self.session_status = SessionStatusTracker(self.session)
         self.neutralisation = NeutralisationDetector(self.session, self.time_base)
 
-    def start(self) -> list[DerivedEvent]:
-        """The events a session's derivation opens with."""
-        return [
-            TimeBaseEstablished(
-                session=self.session,
-                t0_utc=self.time_base.t0,
-                session_start_ms=self.time_base.session_start_ms,
-                samples=self.time_base.samples,
-            )
-        ]
-
     def on_fact(self, fact: FeedMessage) -> list[DerivedEvent]:
-        """Derive what one fact tells; returns the events now complete."""
+        """Derive what one fact tells; returns the events now complete.
+
+        A fact that moves the time base (a later stamp, the session's start) first
+        records the new estimate: events before it carry the old one, and the
+        projections map their times with the latest (see `f1daemon.projections`).
+        """
         if fact.topic == forecast.TOPIC:
             return self._forecast(fact)  # fetched, not streamed: no offset
         now = fact.offset_ms
@@ -97,6 +97,21 @@ class Pipeline:
             return [
                 self._quarantine(fact, "decode.timestamp", "the line has no HH:MM:SS.mmm offset")
             ]
+        if self.time_base.observe(fact):
+            moved = self._time_base_event()
+            return [moved, *self._on_timed_fact(fact, now)]
+        return self._on_timed_fact(fact, now)
+
+    def _time_base_event(self) -> TimeBaseEstablished:
+        current = self.time_base.current
+        return TimeBaseEstablished(
+            session=self.session,
+            t0_utc=current.t0,
+            session_start_ms=current.session_start_ms,
+            samples=current.samples,
+        )
+
+    def _on_timed_fact(self, fact: FeedMessage, now: int) -> list[DerivedEvent]:
         topic = fact.topic
         # The first message of a topic in an archive stream is its snapshot.
         keyframe = fact.keyframe or topic not in self._topics_seen
@@ -246,32 +261,32 @@ Pace = Callable[[FeedMessage], None]
 def derive(
     session: str, facts: Iterable[tuple[int, Input | FeedMessage]], pace: Pace | None = None
 ) -> Derivation:
-    """Run the pipeline over a session's facts (or messages), each with its log position."""
+    """Run the pipeline over a session's facts (or messages), each with its log position,
+    in log order, to the end of the stream (no QA: see `f1daemon.projections.fold`)."""
     # A derivation allocates many objects that all live to its end: the cyclic
     # garbage collector's passes over them would find nothing to free.
     collecting = gc.isenabled()
     gc.disable()
+    pipeline = Pipeline(session)
+    events: list[DerivedEvent] = []
+    read = 0
+    last = 0
     try:
-        ordered = sorted(
+        for position, fact in facts:
             # Only messages derive: quarantined lines hold none, releases are for QA.
-            ((p, f) for p, f in facts if not isinstance(f, RecordQuarantined | QuarantineReleased)),
-            key=_stream_time_order,
-        )
-        pipeline = Pipeline(session, establish(fact for _, fact in ordered))
-        events = pipeline.start()
-        for _, fact in ordered:
+            if isinstance(fact, RecordQuarantined | QuarantineReleased):
+                continue
             if pace is not None:
                 pace(fact)
             events.extend(pipeline.on_fact(fact))
+            read += 1
+            last = max(last, position)
         events.extend(pipeline.finish())
     finally:
         if collecting:
             gc.enable()
     return Derivation(
-        events=events,
-        facts=len(ordered),
-        last_fact_position=max((position for position, _ in ordered), default=0),
-        undecodable=pipeline.quarantined,
+        events=events, facts=read, last_fact_position=last, undecodable=pipeline.quarantined
     )
 
 
@@ -280,9 +295,3 @@ def _json_object(payload: str) -> dict[str, JSON]:
     if not isinstance(message, dict):
         raise ValueError(f"expected a JSON object, got {type(message).__name__}")
     return message
-
-
-def _stream_time_order(item: tuple[int, FeedMessage]) -> tuple[int, int]:
-    position, fact = item
-    # Undated lines keep their place in the log; they carry nothing to derive.
-    return (fact.offset_ms if fact.offset_ms is not None else -1, position)

@@ -11,7 +11,7 @@ receipt times give t0 directly.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -39,21 +39,36 @@ class TimeBase:
 
     def utc_at(self, offset_ms: int) -> datetime | None:
         """The UTC moment of a stream offset, if the session has a time base."""
-        if self.t0 is None:
-            return None
-        return self.t0 + timedelta(milliseconds=offset_ms)
+        return offset_utc(self.t0, offset_ms)
 
 
-def establish(facts: Iterable[FeedMessage]) -> TimeBase:
-    """Estimate t0 from a session's stamped messages, and find the session's start."""
-    best: datetime | None = None
-    samples = 0
-    session_start: int | None = None
-    for fact in facts:
+def offset_utc(t0: datetime | None, offset_ms: int) -> datetime | None:
+    """The UTC moment of a stream offset by a time base's t0 (None without one)."""
+    return None if t0 is None else t0 + timedelta(milliseconds=offset_ms)
+
+
+@dataclass
+class TimeBaseTracker:
+    """The time base as the facts come: the estimate so far, moved by each new bound.
+
+    The continuous derivation reads facts once, in log order, so it cannot wait for
+    the session's last stamp: each fact may raise the estimate (or find the start),
+    and the derivation records every move as a new `TimeBaseEstablished`.
+    """
+
+    current: TimeBase = field(default_factory=lambda: TimeBase(None, None, 0))
+
+    def utc_at(self, offset_ms: int) -> datetime | None:
+        """The UTC moment of a stream offset by the estimate so far."""
+        return self.current.utc_at(offset_ms)
+
+    def observe(self, fact: FeedMessage) -> bool:
+        """Take one fact's evidence; return whether t0 or the session's start moved."""
         if fact.offset_ms is None:
-            continue
-        if fact.topic == "SessionStatus" and session_start is None and '"Started"' in fact.payload:
-            session_start = fact.offset_ms
+            return False
+        best, start, samples = self.current.t0, self.current.session_start_ms, self.current.samples
+        if fact.topic == "SessionStatus" and start is None and '"Started"' in fact.payload:
+            start = fact.offset_ms
         stamps: list[datetime] = []
         if fact.received_at is not None:
             stamps.append(fact.received_at)
@@ -64,7 +79,17 @@ def establish(facts: Iterable[FeedMessage]) -> TimeBase:
             samples += 1
             if best is None or bound > best:
                 best = bound
-    return TimeBase(t0=best, session_start_ms=session_start, samples=samples)
+        moved = best != self.current.t0 or start != self.current.session_start_ms
+        self.current = TimeBase(t0=best, session_start_ms=start, samples=samples)
+        return moved
+
+
+def establish(facts: Iterable[FeedMessage]) -> TimeBase:
+    """Estimate t0 from a session's stamped messages, and find the session's start."""
+    tracker = TimeBaseTracker()
+    for fact in facts:
+        tracker.observe(fact)
+    return tracker.current
 
 
 def parse_utc(text: object) -> datetime | None:

@@ -1,6 +1,6 @@
 """Quality assurance of derived events: named, versioned rules and the session report.
 
-Pure functions over a session's derived events (see `f1daemon.store.derivation.
+Pure functions over a session's derived events (see `f1daemon.services.derivation.
 current_events`); nothing here reads or writes the log.
 """
 

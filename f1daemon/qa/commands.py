@@ -84,7 +84,7 @@ def add_commands(
 
 
 def _qa_report(args: argparse.Namespace, open_log: OpenLog) -> int:
-    from f1daemon.store.derivation import resolve_session, run_report
+    from f1daemon.services.derivation import resolve_session, run_report
 
     with open_log(args.store) as log:
         session = resolve_session(log, args.session)
@@ -129,7 +129,7 @@ def _print_runs(reports: list[tuple[int, QAReport | None]], fmt: str) -> int:
 
 def _list(args: argparse.Namespace, open_log: OpenLog) -> int:
     from f1daemon.qa.quarantine import quarantined
-    from f1daemon.store.derivation import resolve_session
+    from f1daemon.services.derivation import resolve_session
 
     with open_log(args.store) as log:
         session = resolve_session(log, args.session)
@@ -157,7 +157,7 @@ def _list(args: argparse.Namespace, open_log: OpenLog) -> int:
 
 def _show(args: argparse.Namespace, open_log: OpenLog) -> int:
     from f1daemon.qa.quarantine import find
-    from f1daemon.store.derivation import resolve_session
+    from f1daemon.services.derivation import resolve_session
 
     with open_log(args.store) as log:
         session = resolve_session(log, args.session)
@@ -192,7 +192,7 @@ def _describe(entry: Quarantined) -> str:
 
 def _release(args: argparse.Namespace, open_log: OpenLog) -> int:
     from f1daemon.qa.quarantine import release
-    from f1daemon.store.derivation import resolve_session, run_report
+    from f1daemon.services.derivation import resolve_session, run_report
 
     with open_log(args.store) as log:
         session = resolve_session(log, args.session)

@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from f1daemon.domain.events import (
+    AnomalyDetected,
     DerivationCompleted,
     QuarantineReleased,
     RecordQuarantined,
 )
 from f1daemon.errors import UserError
 from f1daemon.qa.verdicts import QA_SOURCE
-from f1daemon.store.derivation import derive_session
+from f1daemon.services.derivation import derive_session
 from f1daemon.store.eventlog import EventLog
 
 Stage = Literal["source", "decoder", "qa"]
@@ -61,10 +62,18 @@ class Quarantined:
 
 
 def quarantined(log: EventLog, session: str) -> list[Quarantined]:
-    """What a session's current data holds back, oldest first."""
+    """What a session's current data holds back, oldest first: a record an operator
+    released (the run's released `AnomalyDetected` for it) is back in the data."""
+    run = log.current_run(session)
+    released = {
+        e.record
+        for e in (log.derived_events(session, run) if run is not None else ())
+        if isinstance(e, AnomalyDetected) and e.released
+    }
     return [
         Quarantined(position, _stage(derived, event), event)
         for position, derived, event in log.quarantined(session)
+        if not (derived and event.record in released)
     ]
 
 

@@ -152,7 +152,7 @@ class SessionRecords:
             elif isinstance(event, WeatherObserved):
                 weather.append(event)
             elif isinstance(event, TelemetryBatch):
-                telemetry.extend(_samples(event, first_arrival=len(telemetry)))
+                telemetry.extend(telemetry_samples(event, first_arrival=len(telemetry)))
             elif isinstance(event, SessionStateChanged):
                 states.append(event)
         return cls(
@@ -183,7 +183,8 @@ class SessionRecords:
         )
 
 
-def _samples(batch: TelemetryBatch, first_arrival: int) -> Iterator[TelemetrySample]:
+def telemetry_samples(batch: TelemetryBatch, first_arrival: int) -> Iterator[TelemetrySample]:
+    """A batch's rows as samples, numbered in arrival order from `first_arrival`."""
     # Columns should have equal length; a row missing its driver or time has no key and
     # is not a sample, a row missing a channel value reads as null.
     rows = min(len(batch.utc_ms), len(batch.driver))
@@ -630,7 +631,7 @@ def _check_lap_time_anomaly(
         )
 
 
-_TELEMETRY_CHANNELS = ("rpm", "speed", "gear", "throttle")
+TELEMETRY_CHANNELS = ("rpm", "speed", "gear", "throttle")
 
 
 def _check_telemetry_anomaly(
@@ -657,19 +658,27 @@ def _check_telemetry_anomaly(
     anomalies = detector.feed_columns(
         [s.driver for s in samples],
         [s.utc_ms for s in samples],
-        {channel: list(map(attrgetter(channel), samples)) for channel in _TELEMETRY_CHANNELS},
+        {channel: list(map(attrgetter(channel), samples)) for channel in TELEMETRY_CHANNELS},
     )
-    # One finding per sample, naming every channel and detector that scored it.
+    yield from telemetry_anomaly_finding(rule, anomalies)
+
+
+def telemetry_anomaly_finding(
+    rule: Rule, anomalies: Iterable[tuple[int, str, int, float, float, str]]
+) -> list[Finding]:
+    """One finding per sample the detector scored, naming every channel and detector."""
     scored: dict[RecordRef, list[str]] = defaultdict(list)
     for driver, channel, utc_ms, value, score, kind in anomalies:
         record = RecordRef("TelemetrySample", driver=driver, time_ms=utc_ms)
         scored[record].append(f"{channel} {value:g} ({kind} {score:+.1f})")
-    for record, found in scored.items():
-        yield rule.finding(
+    return [
+        rule.finding(
             record,
             f"{'; '.join(found)}: a spike is one sample against both neighbours, a "
             "flat line a sensor stuck while the car moves; check this car's CarData",
         )
+        for record, found in scored.items()
+    ]
 
 
 def _samples_in_time_order(samples: list[TelemetrySample]) -> list[TelemetrySample]:
@@ -689,7 +698,7 @@ _car_and_time = attrgetter("driver", "utc_ms")
 
 
 def _values(sample: TelemetrySample) -> tuple[tuple[bool, int], ...]:
-    return tuple(_sort_value(getattr(sample, c)) for c in _TELEMETRY_CHANNELS)
+    return tuple(_sort_value(getattr(sample, c)) for c in TELEMETRY_CHANNELS)
 
 
 def _sort_value(value: int | None) -> tuple[bool, int]:

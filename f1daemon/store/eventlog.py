@@ -8,8 +8,13 @@ Streams (eventsourcing's originators; ids are text):
   already logged is never logged twice. An operator's `QuarantineReleased` are the
   facts of `facts:{session}:operator:quarantine-releases`.
 * `sessions` — `SessionRegistered`, one per session.
-* `derivations:{session}` — `DerivationCompleted`, version = run number.
-* `derived:{session}:{run}` — the events that run derived.
+* `runs:{session}` — `DerivationStarted`, version = run number (since pipeline 3.0).
+* `derivations:{session}` — `DerivationCompleted`, version = run number, when a run
+  is complete (a batch run at once, the daemon's live run when its session ends).
+* `derived:{session}:{run}` — the events that run derived. A live run grows: each
+  commit appends its new events with the run's tracking record (eventsourcing's
+  process recorder: application name `derived:{session}:{run}`, notification id =
+  the position of the last fact the run had read), in one transaction.
 * `source-states` — the daemon's `SourceStateChanged` and `TelemetryShed` events.
 * `lifecycle:{session}` — the daemon's `SessionStateChanged` events for a session.
 
@@ -31,19 +36,21 @@ from typing import cast
 
 import psycopg
 from eventsourcing.persistence import (
-    ApplicationRecorder,
     InfrastructureFactory,
     IntegrityError,
     InternalError,
     Notification,
     PersistenceError,
+    ProcessRecorder,
     StoredEvent,
+    Tracking,
 )
 from eventsourcing.utils import Environment
 
 from f1daemon.domain.events import (
     DERIVED_TYPES,
     DerivationCompleted,
+    DerivationStarted,
     DerivedEvent,
     Event,
     Fact,
@@ -71,6 +78,7 @@ APPEND_BATCH = 5_000  # facts per transaction
 READ_PAGE = 10_000  # notifications per query
 # The topics of a derivation's inputs (see `EventLog.facts`).
 INPUT_TOPICS = [topic_of(t) for t in (MessageReceived, RecordQuarantined, QuarantineReleased)]
+DERIVED_TOPICS = [topic_of(t) for t in DERIVED_TYPES]
 CREATE_ATTEMPTS = 5
 
 
@@ -110,16 +118,17 @@ class EventLog:
             self._factory = InfrastructureFactory.construct(
                 Environment(name="f1daemon", env=store.environment)
             )
-            self._recorder: ApplicationRecorder = self._create_tables()
+            self._recorder: ProcessRecorder = self._create_tables()
         except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as error:
             raise UserError(f"cannot open the store {store.redacted}: {error}") from error
 
-    def _create_tables(self) -> ApplicationRecorder:
+    def _create_tables(self) -> ProcessRecorder:
         # Processes opening a new PostgreSQL store at once race in CREATE TABLE IF NOT
         # EXISTS ("tuple concurrently updated", or a duplicate type): the loser retries.
         for attempt in range(CREATE_ATTEMPTS):
             try:
-                return self._factory.application_recorder()
+                # The process recorder: an application recorder with tracking records.
+                return self._factory.process_recorder()
             except (InternalError, IntegrityError):
                 if attempt == CREATE_ATTEMPTS - 1:
                     raise
@@ -192,42 +201,84 @@ class EventLog:
         )
         return True
 
-    def record_derivation(
+    def next_run(self, session: str) -> int:
+        """The number the next derivation run of a session gets."""
+        return (
+            max(self._stream_head(f"runs:{session}"), self._stream_head(f"derivations:{session}"))
+            + 1
+        )
+
+    def start_run(
         self,
         session: str,
-        events: Sequence[DerivedEvent],
         *,
         pipeline_version: str,
-        facts: int,
-        last_fact_position: int,
-        undecodable: int,
-        facts_sha256: str,
         until_position: int | None = None,
-    ) -> DerivationCompleted:
-        """Append one derivation run: its events and its completion, in one transaction.
-
-        The completion carries a SHA-256 over the stored events, so `verify` can tell a
-        later derivation of the same facts from this one byte for byte.
-        """
-        stream = f"derivations:{session}"
-        run = self._stream_head(stream) + 1
-        derived_stream = f"derived:{session}:{run}"
-        stored = [to_stored_event(derived_stream, i, e) for i, e in enumerate(events, start=1)]
-        completed = DerivationCompleted(
+        sorted_until: int = 0,
+    ) -> DerivationStarted:
+        """Open a new derivation run of a session (its events come with `append_derived`)."""
+        started = DerivationStarted(
             session=session,
-            run=run,
+            run=self.next_run(session),
             pipeline_version=pipeline_version,
-            facts=facts,
-            last_fact_position=last_fact_position,
-            derived=len(events),
-            undecodable=undecodable,
             until_position=until_position,
-            facts_sha256=facts_sha256,
-            events_sha256=events_digest(stored),
+            sorted_until=sorted_until,
         )
-        stored.append(to_stored_event(stream, run, completed))
-        self._insert(stored)
-        return completed
+        self._insert([to_stored_event(f"runs:{session}", started.run, started)])
+        return started
+
+    def append_derived(
+        self,
+        session: str,
+        run: int,
+        events: Sequence[DerivedEvent],
+        *,
+        first: int,
+        position: int | None,
+        completed: DerivationCompleted | None = None,
+        started: DerivationStarted | None = None,
+    ) -> None:
+        """Append a run's newly final events (numbered from `first`) and its tracking
+        position (None: it did not move), with its start and completion if given, in
+        one transaction.
+
+        The tracking record only moves forward: a second writer of the same run at
+        the same position fails (IntegrityError) instead of appending twice.
+        """
+        derived_stream = f"derived:{session}:{run}"
+        stored = [] if started is None else [to_stored_event(f"runs:{session}", run, started)]
+        stored.extend(
+            to_stored_event(derived_stream, i, e) for i, e in enumerate(events, start=first)
+        )
+        if completed is not None:
+            stored.append(to_stored_event(f"derivations:{session}", run, completed))
+        tracking = None if position is None else Tracking(derived_stream, position)
+        if stored or tracking is not None:
+            self._recorder.insert_events(stored, tracking=tracking)
+
+    def run_position(self, session: str, run: int) -> int | None:
+        """The log position of the last fact a run's committed events account for."""
+        return self._recorder.max_tracking_id(f"derived:{session}:{run}")
+
+    def derived_count(self, session: str, run: int) -> int:
+        """How many events a run has appended."""
+        return self._stream_head(f"derived:{session}:{run}")
+
+    def started_runs(self, session: str) -> list[DerivationStarted]:
+        """The runs of a session opened with `start_run`, oldest first."""
+        return [
+            to_domain_event_of(r, DerivationStarted)
+            for r in self._recorder.select_events(f"runs:{session}")
+        ]
+
+    def completion(self, session: str, run: int) -> DerivationCompleted | None:
+        """A run's completion, if it is complete."""
+        records = self._recorder.select_events(f"derivations:{session}", gt=run - 1, lte=run)
+        return to_domain_event_of(records[0], DerivationCompleted) if records else None
+
+    def events_digest(self, session: str, run: int) -> str:
+        """SHA-256 over a run's stored events, as `DerivationCompleted.events_sha256`."""
+        return events_digest(self._recorder.select_events(f"derived:{session}:{run}"))
 
     def tag(self, name: str, *, pipeline_version: str, message: str = "") -> VersionTagged:
         """Name the log's current position (a version); names are unique."""
@@ -275,11 +326,13 @@ class EventLog:
             if not isinstance(fact, QuarantineReleased):
                 yield position, fact
 
-    def inputs(self, session: str, until: int | None = None) -> Iterator[tuple[int, Input]]:
+    def inputs(
+        self, session: str, until: int | None = None, *, after: int = 0
+    ) -> Iterator[tuple[int, Input]]:
         """What a derivation of a session reads: its facts and the operators' releases,
-        with their log positions, in log order (up to `until`)."""
+        with their log positions, in log order (after a position, up to `until`)."""
         prefix = f"facts:{session}:"
-        for notification in self._notifications(INPUT_TOPICS, until):
+        for notification in self._notifications(INPUT_TOPICS, until, start=after + 1):
             if str(notification.originator_id).startswith(prefix):
                 fact = to_domain_event_of(notification, Event)
                 if not isinstance(fact, Input):
@@ -343,19 +396,54 @@ class EventLog:
         ]
 
     def current_run(self, session: str, at: int | None = None) -> int | None:
-        """The run whose events are a session's current derived data (at a position).
+        """The run whose events are a session's current derived data (at a position)."""
+        selected = self.current_selection(session, at)
+        return None if selected is None else selected[0]
 
-        The latest of: a derivation run, or a rollback to an earlier run.
+    def current_selection(
+        self, session: str, at: int | None = None
+    ) -> tuple[int | None, int | None] | None:
+        """The current run of a session (at a position) and the position its events
+        are read up to (None: all of them); None when the session has no run.
+
+        The latest of: a run's start (a run that grows is current from its start; runs
+        before pipeline 3.0 from their completion), or a rollback, which makes current
+        the run as it stood at the tag's position.
         """
-        runs = self.derivation_runs(session, at)
-        latest: tuple[int, int | None] | None = (runs[-1][0], runs[-1][1].run) if runs else None
-        stream = f"rollbacks:{session}"
-        for notification in self._notifications([topic_of(RolledBack)], at):
-            if notification.originator_id == stream and (
-                latest is None or notification.id > latest[0]
-            ):
-                latest = (notification.id, to_domain_event_of(notification, RolledBack).run)
-        return None if latest is None else latest[1]
+        started = f"runs:{session}"
+        completed = f"derivations:{session}"
+        rollbacks = f"rollbacks:{session}"
+        topics = [topic_of(DerivationStarted), topic_of(DerivationCompleted), topic_of(RolledBack)]
+        latest: tuple[int | None, int | None] | None = None
+        opened: set[int] = set()
+        for notification in self._notifications(topics, at):
+            origin = notification.originator_id
+            if origin == started:
+                run = to_domain_event_of(notification, DerivationStarted).run
+                opened.add(run)
+                latest = (run, None)
+            elif origin == completed:
+                run = to_domain_event_of(notification, DerivationCompleted).run
+                if run not in opened:
+                    latest = (run, None)
+            elif origin == rollbacks:
+                rolled = to_domain_event_of(notification, RolledBack)
+                latest = (rolled.run, rolled.position)
+        return latest
+
+    def derived_events_at(self, session: str, run: int, at: int | None) -> list[DerivedEvent]:
+        """A run's events as they stood at a log position (all of them for None)."""
+        if at is None or self._completed_by(session, run, at):
+            return self.derived_events(session, run)
+        stream = f"derived:{session}:{run}"
+        events: list[DerivedEvent] = []
+        for notification in self._notifications(DERIVED_TOPICS, at):
+            if notification.originator_id == stream:
+                events.append(cast("DerivedEvent", to_domain_event_of(notification, Event)))
+        return events
+
+    def _completed_by(self, session: str, run: int, at: int) -> bool:
+        return any(c.run == run for _, c in self.derivation_runs(session, at))
 
     def stream_events(self, stream: str) -> list[Event]:
         """Every event of one stream, oldest first."""

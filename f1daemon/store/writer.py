@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 import trio
 
+from f1daemon.actors.backoff import Backoff
 from f1daemon.domain.events import Fact
 from f1daemon.store.eventlog import EventLog
 
@@ -85,8 +86,7 @@ class StoreWriter:
             raise ValueError("need 0 < retry_initial <= retry_cap and stall_after > 0")
         self._log = log
         self._max_batch = max_batch
-        self._retry_initial = retry_initial
-        self._retry_cap = retry_cap
+        self._retry = Backoff(initial=retry_initial, cap=retry_cap, jitter=0)
         self._stall_after = stall_after
         self._on_health_change = on_health_change
         self._send, self._receive = trio.open_memory_channel[_Request](mailbox_size)
@@ -125,7 +125,7 @@ class StoreWriter:
 
     async def _append_until_committed(self, batch: list[_Request]) -> None:
         facts = [fact for request in batch for fact in request.facts]
-        delay = self._retry_initial
+        delays = self._retry.start()
         while True:
             error = await self._attempt(facts)
             if error is None:
@@ -136,8 +136,7 @@ class StoreWriter:
                 return
             self.health.failures += 1
             self._report(f"{type(error).__name__}: {error}")
-            await trio.sleep(delay)
-            delay = min(delay * 2, self._retry_cap)
+            await trio.sleep(delays.next_delay(0.0))
 
     async def _attempt(self, facts: list[Fact]) -> Exception | None:
         """One append on a worker thread, watched for a stall; the error it raised."""

@@ -22,7 +22,8 @@ from f1daemon.domain.events import (
 from f1daemon.errors import UserError
 from f1daemon.feed.messages import FeedMessage
 from f1daemon.feed.pipeline import Pace
-from f1daemon.store.derivation import derive_session
+from f1daemon.projections.current import session_data
+from f1daemon.services.derivation import derive_session
 from f1daemon.store.eventlog import EventLog
 
 
@@ -128,6 +129,6 @@ def diff(log: EventLog, first: str, second: str) -> list[LapDiff]:
 
 
 def _laps(log: EventLog, session: str, tag: VersionTagged) -> dict[tuple[int, int], LapCompleted]:
-    run = log.current_run(session, at=tag.position)
-    events: Sequence[DerivedEvent] = [] if run is None else log.derived_events(session, run)
+    data = session_data(log, session, at=tag.position)
+    events: Sequence[DerivedEvent] = [] if data is None else data[1]
     return {(e.driver, e.lap): e for e in events if isinstance(e, LapCompleted)}

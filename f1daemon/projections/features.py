@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from f1daemon.domain.events import DerivedEvent
 from f1daemon.feed.laps import NOT_ACCEPTED_FLAG
-from f1daemon.store.exports import LIST_SEPARATOR, Column, export_table
+from f1daemon.projections.exports import LIST_SEPARATOR, Column, export_table
 
 NEUTRALISED_STATUSES = frozenset({"4", "5", "6", "7"})  # SC, red flag, VSC, VSC ending
 UNREPRESENTATIVE_FLAGS = frozenset({NOT_ACCEPTED_FLAG, "lap_count_never_moved_on"})

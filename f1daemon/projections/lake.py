@@ -8,7 +8,7 @@ positions the data comes from, the pipeline version, the time it was written.
 * `processed/{kind}/…` — each export kind (laps, stints, …) of every session;
 * `features/{name}/…` — aggregates for strategy computed from the processed tables
   (`stints`: per driver and stint, clean laps, lap-time statistics, degradation; see
-  `f1daemon.store.features`).
+  `f1daemon.projections.features`).
 
 `date` is the session's date (from its key; `undated` without one) and every table has
 `session` and `version` columns, so a glob over versions and dates queries them all.
@@ -29,9 +29,10 @@ import pyarrow as pa
 
 from f1daemon.domain.events import MessageReceived
 from f1daemon.feed.pipeline import PIPELINE_VERSION
+from f1daemon.projections.current import session_data
+from f1daemon.projections.exports import EXPORTS, FORMATS, export_table, write_table
+from f1daemon.projections.features import FEATURES
 from f1daemon.store.eventlog import EventLog
-from f1daemon.store.exports import EXPORTS, FORMATS, export_table, write_table
-from f1daemon.store.features import FEATURES
 
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 RAW_SCHEMA = pa.schema(
@@ -87,11 +88,16 @@ def write_lake(log: EventLog, root: Path, version: str, at: int | None = None) -
         for source, facts in rows.items():
             table = pa.Table.from_pylist(facts, RAW_SCHEMA)
             tables[("raw", source, date)].append(_tagged(table, session, version))
-        run = log.current_run(session, at=position)
-        if run is None:
+        data = session_data(log, session, at=position, telemetry=True)
+        if data is None:
             continue
-        events = log.derived_events(session, run)
-        read += [c.last_fact_position for _, c in log.derivation_runs(session) if c.run == run]
+        run, events = data
+        tracked = log.run_position(session, run)  # None: a run before pipeline 3.0
+        read += (
+            [tracked]
+            if tracked is not None
+            else [c.last_fact_position for _, c in log.derivation_runs(session) if c.run == run]
+        )
         processed = {kind: export_table(kind, events) for kind in EXPORTS}
         layers = [
             ("processed", processed),

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from f1daemon.domain.events import DerivationCompleted
 from f1daemon.feed.pipeline import PIPELINE_VERSION
+from f1daemon.services.derivation import derive_session
 from f1daemon.sources.archive import SUFFIX, TopicFile, read_facts, session_key_for, topic_files
 from f1daemon.sources.recording import Recording, RecordingReport, read_recording
-from f1daemon.store.derivation import derive_session
 from f1daemon.store.eventlog import EventLog
 
 

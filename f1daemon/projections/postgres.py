@@ -22,8 +22,9 @@ import pyarrow as pa
 from psycopg import sql
 
 from f1daemon.errors import UserError
+from f1daemon.projections.current import session_data
+from f1daemon.projections.exports import EXPORTS, export_table
 from f1daemon.store.eventlog import EventLog
-from f1daemon.store.exports import EXPORTS, export_table
 
 # PostgreSQL table of each export kind.
 TABLES = {
@@ -84,12 +85,16 @@ class PostgresProjection:
         loaded = []
         for session in log.sessions():
             run = log.current_run(session)
-            if run is None or self._loaded_run(session) == run:
+            # A live run grows: it is loaded again when it has events the tables lack.
+            key = None if run is None else (run, log.derived_count(session, run))
+            if key is None or self._loaded_run(session) == key:
                 continue
-            events = log.derived_events(session, run)
-            tables = {kind: export_table(kind, events) for kind in EXPORTS}
-            rows = self._retrying(partial(self._load, session, run, tables))
-            loaded.append(Loaded(session, run, rows))
+            data = session_data(log, session, telemetry=True)
+            if data is None:
+                continue
+            tables = {kind: export_table(kind, data[1]) for kind in EXPORTS}
+            rows = self._retrying(partial(self._load, session, key, tables))
+            loaded.append(Loaded(session, key[0], rows))
         return loaded
 
     def _retrying(self, work: Callable[[], T]) -> T:
@@ -121,6 +126,11 @@ class PostgresProjection:
                     "run integer NOT NULL, loaded_at timestamptz NOT NULL)"
                 ).format(sql.Identifier(TRACKING_TABLE))
             )
+            db.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS events bigint").format(
+                    sql.Identifier(TRACKING_TABLE)
+                )
+            )
             for kind, table in TABLES.items():
                 columns = [
                     sql.SQL("{} {}{}").format(
@@ -136,14 +146,17 @@ class PostgresProjection:
                     )
                 )
 
-    def _loaded_run(self, session: str) -> int | None:
-        query = sql.SQL("SELECT run FROM {} WHERE session = %s").format(
+    def _loaded_run(self, session: str) -> tuple[int, int | None] | None:
+        """The run loaded for a session, and how many of its events."""
+        query = sql.SQL("SELECT run, events FROM {} WHERE session = %s").format(
             sql.Identifier(TRACKING_TABLE)
         )
         row = self._retrying(lambda: self._db().execute(query, (session,)).fetchone())
-        return None if row is None else int(row[0])
+        return None if row is None else (int(row[0]), None if row[1] is None else int(row[1]))
 
-    def _load(self, session: str, run: int, tables: dict[str, pa.Table]) -> dict[str, int]:
+    def _load(
+        self, session: str, loaded: tuple[int, int], tables: dict[str, pa.Table]
+    ) -> dict[str, int]:
         db = self._db()
         with db.transaction():
             for kind, table in tables.items():
@@ -155,10 +168,11 @@ class PostgresProjection:
                 self._copy(db, name, session, table)
             db.execute(
                 sql.SQL(
-                    "INSERT INTO {} (session, run, loaded_at) VALUES (%s, %s, now()) "
-                    "ON CONFLICT (session) DO UPDATE SET run = EXCLUDED.run, loaded_at = now()"
+                    "INSERT INTO {} (session, run, events, loaded_at) VALUES (%s, %s, %s, now()) "
+                    "ON CONFLICT (session) DO UPDATE SET run = EXCLUDED.run, "
+                    "events = EXCLUDED.events, loaded_at = now()"
                 ).format(sql.Identifier(TRACKING_TABLE)),
-                (session, run),
+                (session, *loaded),
             )
         return {TABLES[kind]: table.num_rows for kind, table in tables.items()}
 
