@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,23 @@ def store_bytes(store: str) -> int:
     return int(row[0]) if row else 0
 
 
+def stored_bytes(store: str) -> tuple[int, int]:
+    """Bytes of the stored facts' and derived events' states (eventsourcing's table)."""
+    query = (
+        "SELECT coalesce(sum(CASE WHEN originator_id LIKE 'facts:%' THEN length(state) END), 0),"
+        " coalesce(sum(CASE WHEN originator_id LIKE 'derived:%' THEN length(state) END), 0)"
+        " FROM stored_events"
+    )
+    url = parse_store_url(store)
+    if url.sqlite_path is not None:
+        with sqlite3.connect(url.sqlite_path) as connection:
+            row = connection.execute(query).fetchone()
+    else:
+        with psycopg.connect(store) as connection:
+            row = connection.execute(query.replace("length(", "octet_length(")).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
 def baku_at_50x(folder: Path, store: str, clean: str) -> None:
     source = f'[[sources]]\nname = "baku"\nkind = "recording"\npath = "{folder}"\nspeed = 50'
     state = Path(tempfile.mkdtemp(prefix="bench-baku-"))
@@ -235,12 +253,13 @@ def simulated_race(store: str, speed: float) -> None:
     finally:
         daemon.stop()
     with EventLog(parse_store_url(store)) as log:
-        facts = sum(
+        payloads = sum(
             len(f.payload.encode())
             for s in log.sessions()
             for _, f in log.facts(s)
             if isinstance(f, MessageReceived)
         )
+    facts, derived = stored_bytes(store)
     size = store_bytes(store)
     samples = daemon.samples
     total = samples[-1][2] or 1.0
@@ -254,8 +273,10 @@ def simulated_race(store: str, speed: float) -> None:
     first, last = cpu_per_fact(0.0, 0.1), cpu_per_fact(0.9, 1.0)
     print(f"  simulated 2-hour race (85 laps, 20 cars, 4 Hz telemetry) at {speed:g}x:")
     print(
-        f"    log {size / 1e6:.1f} MB for {facts / 1e6:.1f} MB of facts: {size / facts:.2f}x; "
-        f"peak RSS {daemon.peak_rss_kb / 1024:.0f} MB"
+        f"    log {size / 1e6:.1f} MB: facts' rows {facts / 1e6:.1f} MB (their payloads "
+        f"{payloads / 1e6:.1f} MB), derived rows {derived / 1e6:.2f} MB "
+        f"({derived / facts:.1%} of the facts); log / facts' rows {size / facts:.2f}x, "
+        f"log / payloads {size / payloads:.2f}x; peak RSS {daemon.peak_rss_kb / 1024:.0f} MB"
     )
     print(
         f"    derivation per fact: first 10 % {first * 1e6:.0f} us, last 10 % "

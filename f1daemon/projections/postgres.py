@@ -21,6 +21,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from f1daemon.actors.backoff import Backoff
 from f1daemon.errors import UserError
 from f1daemon.projections.current import session_data
 from f1daemon.projections.exports import EXPORTS, export_table
@@ -41,6 +42,7 @@ TABLES = {
 }
 TRACKING_TABLE = "f1daemon_projection"
 RETRIES = 5
+RETRY = Backoff(initial=0.2, cap=2.0, jitter=0)
 
 T = TypeVar("T")
 
@@ -98,6 +100,7 @@ class PostgresProjection:
         return loaded
 
     def _retrying(self, work: Callable[[], T]) -> T:
+        delays = RETRY.start()
         for attempt in range(RETRIES):
             try:
                 return work()
@@ -107,7 +110,7 @@ class PostgresProjection:
                 self.close()
                 if attempt == RETRIES - 1:
                     raise UserError(f"PostgreSQL projection failed: {error}") from error
-                time.sleep(0.2 * (attempt + 1))
+                time.sleep(delays.next_delay(0.0))
         raise AssertionError("unreachable")
 
     def _db(self) -> psycopg.Connection[Any]:

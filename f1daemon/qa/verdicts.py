@@ -162,6 +162,8 @@ class StreamingQA:
         self._latest: dict[RecordRef, Record] = {}
         self._findings: dict[int | None, list[Finding]] = {}  # by car; None: weather
         self._verdicts: dict[RecordRef, _Verdict] = {}
+        self._refs: dict[int | None, dict[RecordRef, None]] = defaultdict(dict)  # by car
+        self._by_record: dict[RecordRef, list[Finding]] = {}
         self._releases: list[QuarantineReleased] = list(releases)
         self._states: list[SessionStateChanged] = []
         # Telemetry: counts, each car's latest sample, its findings, quarantined rows.
@@ -189,7 +191,7 @@ class StreamingQA:
                     self._telemetry(event) if isinstance(event, TelemetryBatch) else [event]
                 )
             ]
-        before = {ref: (v.kept, v.flags) for ref, v in self._verdicts.items()}
+        before = self._verdicts_of(cars)
         for car in cars:
             self._check_car(car)
         checked: list[DerivedEvent] = []
@@ -220,8 +222,8 @@ class StreamingQA:
                 restored.extend(
                     self._anomaly(f) for f in self._telemetry_findings if f.record == ref
                 )
-        before = {ref: (v.kept, v.flags) for ref, v in self._verdicts.items()}
         cars = {ref.driver for ref in self._latest if ref.describe() == release.record}
+        before = self._verdicts_of(cars)
         for car in cars:
             self._check_car(car)
         return restored + self._corrections(cars, before, skip=set())
@@ -249,14 +251,18 @@ class StreamingQA:
         elif isinstance(event, PitStop):
             self._pits[event.driver].append(event)
         elif isinstance(event, WeatherObserved):
-            self._latest[weather_ref(event)] = event
+            ref = weather_ref(event)
+            self._latest[ref] = event
+            self._refs[None][ref] = None
             return {None}
         elif isinstance(event, SessionStateChanged):
             self._states.append(event)
             return set()
         else:
             return set()
-        self._latest[record_ref(event)] = event
+        ref = record_ref(event)
+        self._latest[ref] = event
+        self._refs[event.driver][ref] = None
         return {event.driver}
 
     def _check_car(self, car: int | None) -> None:
@@ -267,9 +273,7 @@ class StreamingQA:
                 (),
                 (),
                 tuple(
-                    w
-                    for r, w in self._latest.items()
-                    if r.driver is None and isinstance(w, WeatherObserved)
+                    w for r in self._refs[None] if isinstance(w := self._latest[r], WeatherObserved)
                 ),
                 (),
                 (),
@@ -285,9 +289,24 @@ class StreamingQA:
             )
         found = check_records(records, self._lap_rules, self.settings)
         self._findings[car] = apply_releases(found, self._releases)
+        for ref in self._refs.get(car, ()):
+            self._by_record.pop(ref, None)
+        for finding in self._findings[car]:
+            self._by_record.setdefault(finding.record, []).append(finding)
+
+    def _verdicts_of(
+        self, cars: set[int | None]
+    ) -> dict[RecordRef, tuple[bool, frozenset[tuple[str, str]]]]:
+        """What was emitted about the records of some cars (None: the weather)."""
+        return {
+            ref: (verdict.kept, verdict.flags)
+            for car in cars
+            for ref in self._refs.get(car, ())
+            if (verdict := self._verdicts.get(ref)) is not None
+        }
 
     def _car_findings(self, ref: RecordRef) -> list[Finding]:
-        return [f for f in self._findings.get(ref.driver, ()) if f.record == ref]
+        return self._by_record.get(ref, [])
 
     def _emit(self, ref: RecordRef, event: Record) -> list[DerivedEvent]:
         """A record as it is now judged: itself (flagged) or its quarantine."""

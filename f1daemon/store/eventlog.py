@@ -47,6 +47,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
+from f1daemon.actors.backoff import Backoff
 from f1daemon.domain.events import (
     DERIVED_TYPES,
     DerivationCompleted,
@@ -80,6 +81,7 @@ READ_PAGE = 10_000  # notifications per query
 INPUT_TOPICS = [topic_of(t) for t in (MessageReceived, RecordQuarantined, QuarantineReleased)]
 DERIVED_TOPICS = [topic_of(t) for t in DERIVED_TYPES]
 CREATE_ATTEMPTS = 5
+CREATE_RETRY = Backoff(initial=0.05, cap=1.0, jitter=0)
 
 
 def events_digest(stored: Sequence[StoredEvent]) -> str:
@@ -125,6 +127,7 @@ class EventLog:
     def _create_tables(self) -> ProcessRecorder:
         # Processes opening a new PostgreSQL store at once race in CREATE TABLE IF NOT
         # EXISTS ("tuple concurrently updated", or a duplicate type): the loser retries.
+        delays = CREATE_RETRY.start()
         for attempt in range(CREATE_ATTEMPTS):
             try:
                 # The process recorder: an application recorder with tracking records.
@@ -132,7 +135,7 @@ class EventLog:
             except (InternalError, IntegrityError):
                 if attempt == CREATE_ATTEMPTS - 1:
                     raise
-                time.sleep(0.05 * (attempt + 1))
+                time.sleep(delays.next_delay(0.0))
         raise AssertionError("unreachable")
 
     def __enter__(self) -> EventLog:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from f1daemon import __version__
+from f1daemon.cli.qa import add_commands as add_qa_commands
 from f1daemon.errors import UserError
-from f1daemon.qa.commands import add_commands as add_qa_commands
 from f1daemon.store.url import DEFAULT_STORE_URL, STORE_ENV_VAR
 
 ARCHIVE_URL_ENV_VAR = "F1DAEMON_ARCHIVE_URL"

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from f1daemon.errors import UserError
 
 if TYPE_CHECKING:  # the handlers import the store lazily: `f1daemon --help` stays fast
-    from f1daemon.qa.quarantine import Quarantined
     from f1daemon.qa.report import QAReport
+    from f1daemon.services.quarantine import Quarantined
     from f1daemon.store.eventlog import EventLog
 
 # Longest reason shown in a `quarantine list` row (`show` prints it whole).
@@ -128,8 +128,8 @@ def _print_runs(reports: list[tuple[int, QAReport | None]], fmt: str) -> int:
 
 
 def _list(args: argparse.Namespace, open_log: OpenLog) -> int:
-    from f1daemon.qa.quarantine import quarantined
     from f1daemon.services.derivation import resolve_session
+    from f1daemon.services.quarantine import quarantined
 
     with open_log(args.store) as log:
         session = resolve_session(log, args.session)
@@ -156,8 +156,8 @@ def _list(args: argparse.Namespace, open_log: OpenLog) -> int:
 
 
 def _show(args: argparse.Namespace, open_log: OpenLog) -> int:
-    from f1daemon.qa.quarantine import find
     from f1daemon.services.derivation import resolve_session
+    from f1daemon.services.quarantine import find
 
     with open_log(args.store) as log:
         session = resolve_session(log, args.session)
@@ -191,8 +191,8 @@ def _describe(entry: Quarantined) -> str:
 
 
 def _release(args: argparse.Namespace, open_log: OpenLog) -> int:
-    from f1daemon.qa.quarantine import release
     from f1daemon.services.derivation import resolve_session, run_report
+    from f1daemon.services.quarantine import release
 
     with open_log(args.store) as log:
         session = resolve_session(log, args.session)
