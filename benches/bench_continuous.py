@@ -141,12 +141,20 @@ def lag_p99(values: dict[str, float]) -> str:
     return f"> {buckets[-1][0]} s ({int(count)} commits)"
 
 
-def completed_run(store: str, session: str) -> int | None:
+def caught_up(store: str, session: str | None, source_done: bool) -> bool:
+    """The source has sent everything and the session's run has read every fact."""
+    if not source_done:
+        return False
     with EventLog(parse_store_url(store)) as log:
-        if session not in log.sessions():
-            return None
-        done = [s.run for s in log.started_runs(session) if log.completion(session, s.run)]
-        return done[-1] if done else None
+        session = session or (log.sessions() or [""])[-1]
+        runs = log.started_runs(session) if session in log.sessions() else []
+        position = log.run_position(session, runs[-1].run) if runs else None
+        return position is not None and not log.has_facts_after(session, position)
+
+
+def source_stopped(state: Path) -> bool:
+    """Whether the daemon's only source has stopped (its log line)."""
+    return '"state":"stopped"' in (state / "daemon.log").read_text()
 
 
 def store_bytes(store: str) -> int:
@@ -183,7 +191,7 @@ def baku_at_50x(folder: Path, store: str, clean: str) -> None:
     began = time.monotonic()
     daemon = start(state, store, source)
     try:
-        while completed_run(store, BAKU_SESSION) is None:
+        while not caught_up(store, BAKU_SESSION, source_stopped(state)):
             if daemon.process.poll() is not None:
                 raise RuntimeError((state / "daemon.log").read_text()[-2000:])
             time.sleep(1.0)
@@ -244,10 +252,8 @@ def simulated_race(store: str, speed: float) -> None:
     try:
         while daemon.process.poll() is None:
             daemon.sample()
-            with EventLog(parse_store_url(store)) as log:
-                sessions = log.sessions()
-                if sessions and completed_run(store, sessions[-1]) is not None:
-                    break
+            if caught_up(store, None, source_stopped(state)):
+                break
             time.sleep(2.0)
         daemon.sample()
     finally:

@@ -519,20 +519,21 @@ def _speed(text: str) -> float:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from f1daemon.services.derivation import resolve_session, verify_run
+    from f1daemon.services.derivation import resolve_session, run_states, verify_run
 
     failures = checked = 0
     with _open_log(args.store) as log:
         sessions = [resolve_session(log, args.session)] if args.session else log.sessions()
         for session in sessions:
-            for _, completed in log.derivation_runs(session):
-                result = verify_run(log, session, completed)
+            # Complete runs and growing ones (the daemon's live run, to its position).
+            for state in run_states(log, session):
+                result = verify_run(log, session, state)
                 checked += 1
                 status = "; ".join(result.problems) if result.problems else "ok"
                 if result.notes:
                     status += f" ({'; '.join(result.notes)})"
                 failures += bool(result.problems)
-                print(f"{session} run {completed.run}: {status}")
+                print(f"{session} run {state.run}: {status}")
     print(f"{checked} runs checked, {failures} with problems")
     return 1 if failures else 0
 

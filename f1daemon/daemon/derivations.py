@@ -4,10 +4,9 @@ When the writer has committed a session's facts (`session_changed`), the session
 `DerivationFollower` reads the facts after its position and commits what became
 final with its new tracking position (`f1daemon.projections.follower`): no polling
 cadence, no re-derivation. Commits that arrive while a catch-up runs are taken by the
-next one. On POST_SESSION the run is closed and verified (derived again in one
-batch, byte for byte) and the outcome reported, upon which the session is COMPLETED;
-facts that trail a COMPLETED session are logged and wait for it to start again (or for
-`replay`).
+next one. On POST_SESSION the run is verified as it stands (derived again in one
+batch, byte for byte) and the outcome reported, upon which the session is COMPLETED.
+The run stays open and keeps growing with the facts that trail the session's end.
 
 A restarted daemon resumes each session's open run (its fold rebuilt in memory from
 the facts up to its tracking position); a session whose latest run is complete and
@@ -97,19 +96,28 @@ class SessionDeriver:
             for session, following in list(self._sessions.items()):
                 if following.state is SessionState.POST_SESSION:
                     await self.finish(session)
-                elif following.pending_since is not None and _following_facts(following):
+                elif following.pending_since is not None:
                     await self._catch_up(session, following)
 
     async def finish(self, session: str) -> None:
-        """POST_SESSION: catch up, close the run and verify it; report whether it did."""
+        """POST_SESSION: catch up and verify the run as it stands; report whether it did.
+
+        The run stays open: the feed goes on after the chequered flag (the cars still on
+        their last lap, the classification, the session's end), and those laps belong
+        to it. It grows for as long as the session's facts come.
+        """
         following = self._following(session)
-        following.state = SessionState.COMPLETED  # once: later facts open a new run
+        following.state = SessionState.COMPLETED  # reported once
         ok = True
+        while following.pending_since is not None and ok:
+            ok = await self._catch_up(session, following)
         try:
-            ok = await self._lane.call(lambda event_log: self._close(event_log, session, following))
+            ok = ok and await self._lane.call(
+                lambda event_log: self._verify(event_log, session, following)
+            )
         except Exception as error:
             self._metrics.errors.labels("deriver", type(error).__name__).inc()
-            log.exception("closing the run of %s failed", session)
+            log.exception("verifying the run of %s failed", session)
             ok = False
         if not ok:
             log.error("session %s: final derivation does not verify", session)
@@ -119,7 +127,7 @@ class SessionDeriver:
         """Commit what every follower can (the daemon is stopping; runs stay open), in
         steps, so that the shutdown's deadline can stop it between them."""
         for session, following in list(self._sessions.items()):
-            while following.pending_since is not None and _following_facts(following):
+            while following.pending_since is not None:
                 if not await self._catch_up(session, following):
                     break  # the next start resumes from the log
 
@@ -179,15 +187,10 @@ class SessionDeriver:
             )
         return commit
 
-    def _close(self, event_log: EventLog, session: str, following: _Following) -> bool:
-        follower = following.follower or open_follower(event_log, session)
-        following.follower = None
-        if follower is None:
-            return True  # nothing new since the latest complete run
-        completed = follower.close()
-        self._metrics.derived_events.labels(session).set(completed.derived)
-        state = next(s for s in run_states(event_log, session) if s.run == completed.run)
-        return not verify_run(event_log, session, state).problems
+    def _verify(self, event_log: EventLog, session: str, following: _Following) -> bool:
+        run = following.follower.run if following.follower is not None else None
+        states = [s for s in run_states(event_log, session) if run is None or s.run == run]
+        return not states or not verify_run(event_log, session, states[-1]).problems
 
     def _report_quality(self, session: str, following: _Following, report: QAReport) -> None:
         """The running QA report: as metrics, and now and then as a log line."""
@@ -214,10 +217,3 @@ class SessionDeriver:
         )
         following.last_report = report
         following.last_logged = now
-
-
-def _following_facts(following: _Following) -> bool:
-    # A COMPLETED session's run is closed: facts that trail its end (the feed's last
-    # heartbeats) are logged, and derived by a new run only if the session starts
-    # again (or by `replay`), not once for every straggler.
-    return following.state is not SessionState.COMPLETED

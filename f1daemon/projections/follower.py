@@ -150,7 +150,9 @@ class DerivationFollower:
             if limit is not None and read - prefix.facts >= limit:
                 more = True
                 break
-        if pending:
+        if pending or (read and (self.committed is None or last > self.committed)):
+            # Facts that made nothing final move the tracking record too: the run has
+            # read them (a restart, `verify` and "facts behind" start after them).
             appended += self._commit(pending, last)
         return Commit(
             facts=read,
