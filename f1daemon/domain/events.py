@@ -391,8 +391,7 @@ class DerivationStarted(Event):
     """A derivation run began: from here its events grow in `derived:{session}:{run}`.
 
     A batch run (ingest, replay) starts and completes in one transaction; the daemon's
-    live run grows as facts arrive, each commit carrying its tracking position, and
-    completes when the session does.
+    live run grows as facts arrive, each commit carrying its tracking position.
     """
 
     run: int = Field(ge=1, description="Derivation run number within the session.")
