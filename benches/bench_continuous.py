@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psycopg
 
+from benches.bench_daemon_latency import _fresh_postgres
 from f1daemon.cli import main as cli
 from f1daemon.domain.events import (
     AnomalyCleared,
@@ -312,13 +313,6 @@ def resume_a_full_race(folder: Path, store: str) -> None:
         f"  restart: the Baku race's open run ({follower.derived:,} events) resumed in "
         f"{took * 1000:.0f} ms; one batch derivation of its facts: {batch * 1000:.0f} ms"
     )
-
-
-def _fresh_postgres(url: str, name: str) -> str:
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name}")
-        connection.execute(f"CREATE DATABASE {name}")
-    return url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def main() -> None:

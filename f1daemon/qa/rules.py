@@ -637,17 +637,7 @@ TELEMETRY_CHANNELS = ("rpm", "speed", "gear", "throttle")
 def _check_telemetry_anomaly(
     rule: Rule, records: SessionRecords, settings: QASettings
 ) -> Iterator[Finding]:
-    # Telemetry is not stationary (every braking zone is an outlier of a rolling
-    # window), so only the detectors that mean a bad sample run here: a single-sample
-    # spike against both neighbours, and rpm or speed stuck while the car moves.
-    detector = AnomalyDetector(
-        window=settings.anomaly_window,
-        min_samples=settings.anomaly_min_samples,
-        zscore_threshold=math.inf,
-        mad_threshold=math.inf,
-        spike_threshold=settings.anomaly_spike_threshold,
-        flatline_run=settings.telemetry_flatline_run,
-    )
+    detector = telemetry_detector(settings)
     samples = _samples_in_time_order(
         [
             s
@@ -661,6 +651,23 @@ def _check_telemetry_anomaly(
         {channel: list(map(attrgetter(channel), samples)) for channel in TELEMETRY_CHANNELS},
     )
     yield from telemetry_anomaly_finding(rule, anomalies)
+
+
+def telemetry_detector(settings: QASettings) -> AnomalyDetector:
+    """The detector of `anomaly.telemetry`.
+
+    Telemetry is not stationary (every braking zone is an outlier of a rolling
+    window), so only the detectors that mean a bad sample run: a single-sample spike
+    against both neighbours, and rpm or speed stuck while the car moves.
+    """
+    return AnomalyDetector(
+        window=settings.anomaly_window,
+        min_samples=settings.anomaly_min_samples,
+        zscore_threshold=math.inf,
+        mad_threshold=math.inf,
+        spike_threshold=settings.anomaly_spike_threshold,
+        flatline_run=settings.telemetry_flatline_run,
+    )
 
 
 def telemetry_anomaly_finding(

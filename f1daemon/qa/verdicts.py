@@ -36,12 +36,10 @@ pure function of the events and releases in the order given.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from f1daemon._native import AnomalyDetector
 from f1daemon.domain.events import (
     AnomalyCleared,
     AnomalyDetected,
@@ -71,6 +69,7 @@ from f1daemon.qa.rules import (
     lap_ref,
     sample_ref,
     telemetry_anomaly_finding,
+    telemetry_detector,
     telemetry_samples,
     weather_ref,
 )
@@ -173,7 +172,7 @@ class StreamingQA:
         self._context_reported: set[tuple[str, RecordRef]] = set()
         self._telemetry_findings: list[Finding] = []
         self._held_samples: dict[RecordRef, TelemetryBatch] = {}
-        self._detector = _telemetry_detector(self.settings)
+        self._detector = telemetry_detector(self.settings)
         self._quarantined = 0  # RecordQuarantined numbered in the run
 
     # -- input ----------------------------------------------------------------------
@@ -546,15 +545,3 @@ def _sample_json(batch: TelemetryBatch, row: int) -> str:
 
 def _fits_i64(value: int) -> bool:
     return _I64_MIN <= value <= _I64_MAX
-
-
-def _telemetry_detector(settings: QASettings) -> AnomalyDetector:
-    # As the batch rule: only the detectors that mean a bad sample (see rules.py).
-    return AnomalyDetector(
-        window=settings.anomaly_window,
-        min_samples=settings.anomaly_min_samples,
-        zscore_threshold=math.inf,
-        mad_threshold=math.inf,
-        spike_threshold=settings.anomaly_spike_threshold,
-        flatline_run=settings.telemetry_flatline_run,
-    )
