@@ -53,7 +53,7 @@ def run_demo(data_dir: Path, *, seed: int, track: str, cars: int, laps: int) -> 
     session = trio.run(_until_completed, Daemon(config))
     with EventLog(parse_store_url(config.store_url)) as log:
         logged = _facts_logged(log)
-        events = current_events(log, session)
+        events = current_events(log, session, telemetry=True)
     race = simulate_race(track=track, seed=seed, cars=cars, laps=laps)
     export_dir = data_dir / "exports" / session.replace("/", "__")
     table = export_table("laps", events)

@@ -27,6 +27,13 @@ def test_demo_simulates_ingests_and_reports_a_whole_race(
     assert "Check: 120 of 120 derived laps equal the simulator's own record of them." in out
     assert re.search(r"P1 +#\d+ +10 laps", out)
     assert "Telemetry (CarData.z, decoded natively)" in out
+    # Decoded from the facts on read: every car's samples, and a real top speed.
+    samples = re.search(
+        r"Telemetry .*: ([\d,]+) car samples in (\d+) messages; top speed (\d+)", out
+    )
+    assert samples is not None
+    assert int(samples[1].replace(",", "")) > 1000
+    assert 250 < int(samples[3]) < 400
     assert (data / "events.db").is_file()
     (parquet,) = data.glob("exports/*/laps.parquet")
     laps = pq.read_table(parquet).to_pylist()
