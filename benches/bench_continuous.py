@@ -6,7 +6,7 @@
    folder, `verify`, the log's size against the ingest's, derive lag p99 (from
    `f1daemon_derive_lag_seconds`).
 2. The 2023 Monaco FP2 capture (timing and telemetry) at 1x for 60 s: derive lag p99.
-3. A simulated two-hour race (Monza, 85 laps, 20 cars, CarData at 4 Hz and
+3. A simulated two-hour race (Monza, 80 laps, 20 cars, CarData at 4 Hz and
    Position) at 20x: the log's size against its facts' bytes, the daemon's peak RSS,
    derivation CPU per fact in the first and the last 10 % of the race.
 
@@ -246,7 +246,7 @@ def monaco_at_1x(path: Path, store: str, seconds: float) -> None:
 def simulated_race(store: str, speed: float) -> None:
     source = (
         '[[sources]]\nname = "sim"\nkind = "simulator"\ntrack = "monza"\nseed = 3\n'
-        f"laps = 85\ncars = 20\ntelemetry_hz = 4\nspeed = {speed:g}"
+        f"laps = 80\ncars = 20\ntelemetry_hz = 4\nspeed = {speed:g}"
     )
     state = Path(tempfile.mkdtemp(prefix="bench-sim-"))
     daemon = start(state, store, source)
@@ -278,7 +278,7 @@ def simulated_race(store: str, speed: float) -> None:
         return (window[-1][1] - window[0][1]) / (window[-1][2] - window[0][2])
 
     first, last = cpu_per_fact(0.0, 0.1), cpu_per_fact(0.9, 1.0)
-    print(f"  simulated 2-hour race (85 laps, 20 cars, 4 Hz telemetry) at {speed:g}x:")
+    print(f"  simulated 2-hour race (80 laps, 20 cars, 4 Hz telemetry) at {speed:g}x:")
     print(
         f"    log {size / 1e6:.1f} MB: facts' rows {facts / 1e6:.1f} MB (their payloads "
         f"{payloads / 1e6:.1f} MB), derived rows {derived / 1e6:.2f} MB "

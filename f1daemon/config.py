@@ -163,7 +163,8 @@ class SourceSettings(_Section):
     )
     track: str = Field(default="monza", description="simulator: the circuit.")
     seed: int = Field(default=1, description="simulator: the seed.")
-    laps: int = Field(default=12, ge=1, description="simulator: race length.")
+    # The simulator's own limit (`simulator.MAX_LAPS`): refused here, not at every restart.
+    laps: int = Field(default=12, ge=2, le=80, description="simulator: race length.")
     cars: int = Field(default=20, ge=1, le=20, description="simulator: entrants.")
     telemetry_hz: float = Field(default=4.0, ge=1, le=60, description="simulator: CarData rate.")
     speed: float = Field(default=1.0, ge=0, description="x real time; 0 = as fast as possible.")

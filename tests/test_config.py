@@ -136,3 +136,13 @@ def test_command_line_sources_are_added(tmp_path: Path) -> None:
     config = load_config(None, environ={}, sources=("simulator:spa:3@10",))
     (source,) = config.sources
     assert (source.kind, source.track, source.seed, source.speed) == ("simulator", "spa", 3, 10.0)
+
+
+def test_the_simulators_lap_limit_is_the_configurations() -> None:
+    # A race the simulator refuses is refused by the configuration, with the key named,
+    # instead of failing the source at every restart.
+    from f1daemon.config import SourceSettings
+    from f1daemon.sources.simulator import MAX_LAPS
+
+    limit = next(m.le for m in SourceSettings.model_fields["laps"].metadata if hasattr(m, "le"))
+    assert limit == MAX_LAPS
