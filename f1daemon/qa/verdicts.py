@@ -158,6 +158,7 @@ class StreamingQA:
         self._laps: dict[int, list[LapCompleted]] = defaultdict(list)
         self._deletions: dict[int, list[LapDeleted]] = defaultdict(list)
         self._pits: dict[int, list[PitStop]] = defaultdict(list)
+        self._weather: list[WeatherObserved] = []
         self._latest: dict[RecordRef, Record] = {}
         self._findings: dict[int | None, list[Finding]] = {}  # by car; None: weather
         self._verdicts: dict[RecordRef, _Verdict] = {}
@@ -251,6 +252,7 @@ class StreamingQA:
             self._pits[event.driver].append(event)
         elif isinstance(event, WeatherObserved):
             ref = weather_ref(event)
+            self._weather.append(event)
             self._latest[ref] = event
             self._refs[None][ref] = None
             return {None}
@@ -271,9 +273,7 @@ class StreamingQA:
                 (),
                 (),
                 (),
-                tuple(
-                    w for r in self._refs[None] if isinstance(w := self._latest[r], WeatherObserved)
-                ),
+                tuple(self._weather),
                 (),
                 (),
             )
