@@ -254,11 +254,17 @@ def test_every_record_is_either_kept_or_quarantined_never_both_never_neither(
     # The run ends with its report; each non-blocking finding on a kept record is an event.
     assert isinstance(checked[-1], QualityChecked)
     assert QAReport.of(checked[-1]) == report
-    flags = sum(isinstance(e, AnomalyDetected) for e in checked)
+    # Streaming, a car's telemetry gaps are judged against its latest sample: a sample
+    # that arrives out of time order may leave a gap of the whole-session view unseen.
+    gap = "temporal.telemetry_gap"
+    flags = sum(isinstance(e, AnomalyDetected) and e.rule != gap for e in checked)
     findings, _ = check_session(events, settings=chosen)
-    assert flags == sum(
-        f.severity == "flag" and f.record.describe() not in quarantined for f in findings
-    )
+    expected = [
+        f for f in findings if f.severity == "flag" and f.record.describe() not in quarantined
+    ]
+    assert flags == sum(f.rule != gap for f in expected)
+    gaps = sum(isinstance(e, AnomalyDetected) and e.rule == gap for e in checked)
+    assert gaps <= sum(f.rule == gap for f in expected)
 
 
 @SETTINGS
