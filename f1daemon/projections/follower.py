@@ -67,6 +67,7 @@ class DerivationFollower:
         self.log = event_log
         self.session = started.session
         self.run = started.run
+        self.started = started  # how the run reads its facts
         self.until = started.until_position
         self.sorted_until = started.sorted_until
         self.fold = fold
@@ -166,20 +167,11 @@ class DerivationFollower:
         # What was logged before the run began, in stream-time order: final only once
         # all of it is read, so one commit.
         events: list[DerivedEvent] = []
-        for position, fact in read_order(self.log, self._started(), self.sorted_until):
+        for position, fact in read_order(self.log, self.started, self.sorted_until):
             events.extend(self.fold.feed(position, fact))
         position = max(self.sorted_until, self.fold.last_position)
         appended = self._commit(events, position) if events else 0
         return Commit(facts=self.fold.inputs, events=appended, position=position)
-
-    def _started(self) -> DerivationStarted:
-        return DerivationStarted(
-            session=self.session,
-            run=self.run,
-            pipeline_version=PIPELINE_VERSION,
-            until_position=self.until,
-            sorted_until=self.sorted_until,
-        )
 
     def close(self) -> DerivationCompleted:
         """The run is complete: catch up, then append what waited for the stream's end
