@@ -41,6 +41,7 @@ from f1daemon.projections.fold import SessionFold
 from f1daemon.projections.follower import DerivationFollower
 from f1daemon.sources.archive import read_facts, topic_files
 from f1daemon.store.eventlog import EventLog
+from f1daemon.store.persistence import plain_state
 from f1daemon.store.url import parse_store_url
 
 F1DAEMON = str(Path(sys.executable).with_name("f1daemon"))
@@ -169,21 +170,20 @@ def store_bytes(store: str) -> int:
     return int(row[0]) if row else 0
 
 
-def stored_bytes(store: str) -> tuple[int, int]:
-    """Bytes of the stored facts' and derived events' states (eventsourcing's table)."""
-    query = (
-        "SELECT coalesce(sum(CASE WHEN originator_id LIKE 'facts:%' THEN length(state) END), 0),"
-        " coalesce(sum(CASE WHEN originator_id LIKE 'derived:%' THEN length(state) END), 0)"
-        " FROM stored_events"
-    )
+def stored_bytes(store: str) -> tuple[int, int, int]:
+    """Bytes of the facts' states as JSON, as stored (deflated), and of the derived
+    events' stored states (eventsourcing's table)."""
+    query = "SELECT originator_id, state FROM stored_events"
     url = parse_store_url(store)
     if url.sqlite_path is not None:
         with sqlite3.connect(url.sqlite_path) as connection:
-            row = connection.execute(query).fetchone()
+            rows = connection.execute(query).fetchall()
     else:
         with psycopg.connect(store) as connection:
-            row = connection.execute(query.replace("length(", "octet_length(")).fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+            rows = connection.execute(query).fetchall()
+    facts = [bytes(state) for originator, state in rows if originator.startswith("facts:")]
+    derived = sum(len(state) for originator, state in rows if originator.startswith("derived:"))
+    return sum(len(plain_state(s)) for s in facts), sum(map(len, facts)), derived
 
 
 def baku_at_50x(folder: Path, store: str, clean: str) -> None:
@@ -266,7 +266,7 @@ def simulated_race(store: str, speed: float) -> None:
             for _, f in log.facts(s)
             if isinstance(f, MessageReceived)
         )
-    facts, derived = stored_bytes(store)
+    facts, deflated, derived = stored_bytes(store)
     size = store_bytes(store)
     samples = daemon.samples
     total = samples[-1][2] or 1.0
@@ -280,10 +280,10 @@ def simulated_race(store: str, speed: float) -> None:
     first, last = cpu_per_fact(0.0, 0.1), cpu_per_fact(0.9, 1.0)
     print(f"  simulated 2-hour race (80 laps, 20 cars, 4 Hz telemetry) at {speed:g}x:")
     print(
-        f"    log {size / 1e6:.1f} MB: facts' rows {facts / 1e6:.1f} MB (their payloads "
-        f"{payloads / 1e6:.1f} MB), derived rows {derived / 1e6:.2f} MB "
-        f"({derived / facts:.1%} of the facts); log / facts' rows {size / facts:.2f}x, "
-        f"log / payloads {size / payloads:.2f}x; peak RSS {daemon.peak_rss_kb / 1024:.0f} MB"
+        f"    log {size / 1e6:.1f} MB: the facts {facts / 1e6:.1f} MB as JSON (stored deflated: "
+        f"{deflated / 1e6:.1f} MB; their payloads {payloads / 1e6:.1f} MB), derived rows "
+        f"{derived / 1e6:.2f} MB; log / the facts' JSON {size / facts:.2f}x, log / payloads "
+        f"{size / payloads:.2f}x; peak RSS {daemon.peak_rss_kb / 1024:.0f} MB"
     )
     print(
         f"    derivation per fact: first 10 % {first * 1e6:.0f} us, last 10 % "

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from eventsourcing.persistence import IntegrityError
@@ -15,7 +19,8 @@ from f1daemon.domain.events import (
     StintStarted,
 )
 from f1daemon.errors import UserError
-from f1daemon.store.eventlog import EventLog
+from f1daemon.store.eventlog import SQLITE_PAGE_SIZE, EventLog, events_digest, fact_stream_id
+from f1daemon.store.persistence import envelope_of, plain_state
 from f1daemon.store.url import parse_store_url
 
 
@@ -165,3 +170,31 @@ def test_an_unreachable_postgresql_server_is_a_user_error() -> None:
 def test_passwords_are_redacted_in_messages() -> None:
     url = parse_store_url("postgresql://user:secret@db.example:5432/f1")
     assert url.redacted == "postgresql://user:***@db.example:5432/f1"
+
+
+def test_large_states_are_stored_deflated_and_read_back_exactly(store_url: str) -> None:
+    # A CarData.z-sized payload: stored deflated, read back as appended, and the
+    # digest is over the JSON (as for logs written before states were deflated).
+    big = fact(1, stream="CarData.z").model_copy(update={"payload": "eJy" + "QUJD" * 400})
+    small = fact(2)
+    with EventLog(parse_store_url(store_url)) as log:
+        log.append_facts([big, small])
+        assert [f for _, f in log.facts("2024/Test_Race")] == [big, small]
+        stored = log._recorder.select_events(
+            fact_stream_id("2024/Test_Race", "archive", "CarData.z")
+        )
+    assert stored[0].state[:1] == b"\x78"
+    assert plain_state(stored[0].state) == envelope_of(big)
+    assert plain_state(stored[0].state) != stored[0].state
+    assert len(stored[0].state) < len(envelope_of(big)) / 2
+    digest = hashlib.sha256(stored[0].topic.encode() + b"\0" + envelope_of(big) + b"\0")
+    assert events_digest(stored) == digest.hexdigest()
+
+
+def test_a_new_sqlite_log_has_large_pages(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    with EventLog(parse_store_url(f"sqlite:///{path}")) as log:
+        log.append_facts([fact(1)])
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA page_size").fetchone() == (SQLITE_PAGE_SIZE,)
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)

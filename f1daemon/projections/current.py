@@ -37,7 +37,8 @@ from f1daemon.domain.events import (
 )
 from f1daemon.feed.timebase import offset_utc
 from f1daemon.projections.telemetry import telemetry_events
-from f1daemon.qa.verdicts import QA_SOURCE, record_ref, telemetry_columns
+from f1daemon.qa.car_checks import record_ref
+from f1daemon.qa.verdicts import QA_SOURCE, telemetry_columns
 from f1daemon.store.eventlog import EventLog
 
 _SAMPLE = re.compile(r"car (-?\d+) telemetry sample at UTC (-?\d+) ms")

@@ -30,7 +30,7 @@ from f1daemon.domain.events import DerivationCompleted, DerivationStarted, Deriv
 from f1daemon.feed.pipeline import PIPELINE_VERSION, Pace
 from f1daemon.projections.fold import SessionFold, stream_ordered
 from f1daemon.store.eventlog import EventLog
-from f1daemon.store.persistence import to_stored_event
+from f1daemon.store.persistence import envelope_of, topic_of
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class DerivationFollower:
         if position is not None:
             for fact_position, fact in read_order(event_log, started, position):
                 events = follower.fold.feed(fact_position, fact)
-                follower._hash(events, first=rebuilt + 1)
+                follower._hash(events)
                 rebuilt += len(events)
         stored = event_log.derived_count(session, started.run)
         if rebuilt != stored:
@@ -184,7 +184,7 @@ class DerivationFollower:
 
     def completion_of(self, final: Sequence[DerivedEvent]) -> DerivationCompleted:
         """The run's completion, once `final` (its last events) are appended."""
-        self._hash(final, first=self.derived + 1)
+        self._hash(final)
         return DerivationCompleted(
             session=self.session,
             run=self.run,
@@ -205,7 +205,7 @@ class DerivationFollower:
         completed: DerivationCompleted | None = None,
     ) -> int:
         if completed is None:
-            self._hash(events, first=self.derived + 1)
+            self._hash(events)
         # The tracking record only moves forward; a completion without new facts is
         # appended without one.
         tracked = position if self.committed is None or position > self.committed else None
@@ -222,14 +222,12 @@ class DerivationFollower:
             self.committed = tracked
         return len(events)
 
-    def _hash(self, events: Sequence[DerivedEvent], *, first: int) -> None:
+    def _hash(self, events: Sequence[DerivedEvent]) -> None:
         # As `events_digest` over the stored events: the same bytes, without reading them.
-        stream = f"derived:{self.session}:{self.run}"
-        for number, event in enumerate(events, start=first):
-            stored = to_stored_event(stream, number, event)
-            self._events_digest.update(stored.topic.encode())
+        for event in events:
+            self._events_digest.update(topic_of(type(event)).encode())
             self._events_digest.update(b"\0")
-            self._events_digest.update(stored.state)
+            self._events_digest.update(envelope_of(event))
             self._events_digest.update(b"\0")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import chain, pairwise, repeat
 from operator import attrgetter
@@ -27,6 +27,7 @@ from f1daemon.domain.events import (
     LapCompleted,
     LapDeleted,
     PitStop,
+    QuarantineReleased,
     SessionStateChanged,
     TelemetryBatch,
     WeatherObserved,
@@ -217,6 +218,26 @@ def sample_ref(sample: TelemetrySample) -> RecordRef:
     return RecordRef("TelemetrySample", driver=sample.driver, time_ms=sample.utc_ms)
 
 
+def apply_releases(
+    findings: Iterable[Finding], releases: Iterable[QuarantineReleased]
+) -> list[Finding]:
+    """The findings, with each released blocking finding turned into a flag."""
+    released = {(r.rule, r.record): r for r in releases}
+    result: list[Finding] = []
+    for finding in findings:
+        release = released.get((finding.rule, finding.record.describe()))
+        if finding.severity == "blocking" and release is not None:
+            finding = replace(  # noqa: PLW2901 - the finding, as released
+                finding,
+                severity="flag",
+                reason=f"released by {release.released_by} ({release.reason}); "
+                f"was quarantined: {finding.reason}",
+                released=True,
+            )
+        result.append(finding)
+    return result
+
+
 RuleCheck = Callable[["Rule", SessionRecords, QASettings], Iterator[Finding]]
 
 
@@ -393,12 +414,17 @@ def _check_lap_order(rule: Rule, records: SessionRecords, _: QASettings) -> Iter
         highest: int | None = None
         for lap in sorted(laps, key=lambda lap: (lap.session_time_ms, lap.lap)):
             if highest is not None and lap.lap < highest:
-                yield rule.finding(
-                    lap_ref(lap),
-                    f"lap {lap.lap} was completed after lap {highest}: the lap count went "
-                    "backwards, check the feed's NumberOfLaps for this car",
-                )
+                yield lap_order_finding(rule, lap, highest)
             highest = lap.lap if highest is None else max(highest, lap.lap)
+
+
+def lap_order_finding(rule: Rule, lap: LapCompleted, highest: int) -> Finding:
+    """`consistency.lap_order`'s finding on a lap completed after a higher one."""
+    return rule.finding(
+        lap_ref(lap),
+        f"lap {lap.lap} was completed after lap {highest}: the lap count went "
+        "backwards, check the feed's NumberOfLaps for this car",
+    )
 
 
 def _check_pit_order(rule: Rule, records: SessionRecords, _: QASettings) -> Iterator[Finding]:
@@ -588,10 +614,9 @@ def is_clean_lap(lap: LapCompleted, deleted: set[RecordRef]) -> bool:
     )
 
 
-def _check_lap_time_anomaly(
-    rule: Rule, records: SessionRecords, settings: QASettings
-) -> Iterator[Finding]:
-    detector = AnomalyDetector(
+def lap_time_detector(settings: QASettings) -> AnomalyDetector:
+    """The detector `anomaly.lap_time` feeds each car's clean laps to, in lap order."""
+    return AnomalyDetector(
         window=settings.anomaly_window,
         min_samples=settings.anomaly_min_samples,
         zscore_threshold=settings.anomaly_zscore_threshold,
@@ -599,36 +624,57 @@ def _check_lap_time_anomaly(
         spike_threshold=settings.anomaly_spike_threshold,
         flatline_channels=(),
     )
-    deleted = deleted_laps(records)
-    clean = sorted(
-        (
-            lap
-            for lap in records.laps
-            if is_clean_lap(lap, deleted)
-            and _I64_MIN <= lap.driver <= _I64_MAX
-            and lap.lap <= _I64_MAX
-        ),
-        # Each driver's laps in lap order (all fields break ties: order-independent).
-        key=lambda lap: (lap.driver, lap.lap, lap.lap_time_ms or 0, lap.session_time_ms),
-    )
+
+
+def is_scored_lap(lap: LapCompleted, deleted: set[RecordRef]) -> bool:
+    """A clean lap the lap-time detector can take (it refuses numbers beyond 64 bits)."""
+    return is_clean_lap(lap, deleted) and _I64_MIN <= lap.driver <= _I64_MAX and lap.lap <= _I64_MAX
+
+
+def scored_order(lap: LapCompleted) -> tuple[int, int, int, int]:
+    """Each driver's laps in lap order (all fields break ties: order-independent)."""
+    return (lap.driver, lap.lap, lap.lap_time_ms or 0, lap.session_time_ms)
+
+
+# What the detector said about one lap: its time and each detector's score, in the
+# order the detector reported them.
+LapScores = dict[RecordRef, tuple[float, list[str]]]
+
+
+def score_laps(detector: AnomalyDetector, laps: Sequence[LapCompleted], into: LapScores) -> None:
+    """Feed laps (in `scored_order`) to the detector; add what it reports to `into`."""
     # The detector carries the "time" through uninterpreted: the lap number, to find it.
     anomalies = detector.feed(
-        [lap.driver for lap in clean],
-        [lap.lap for lap in clean],
+        [lap.driver for lap in laps],
+        [lap.lap for lap in laps],
         "lap_time_ms",
-        [lap.lap_time_ms for lap in clean],
+        [lap.lap_time_ms for lap in laps],
     )
-    # One finding per lap, naming every detector that scored it.
-    scored: dict[RecordRef, tuple[float, list[str]]] = {}
     for driver, _channel, lap_number, value, score, kind in anomalies:
         record = RecordRef("LapCompleted", driver=driver, number=lap_number)
-        scored.setdefault(record, (value, []))[1].append(f"{kind} {score:+.1f}")
+        into.setdefault(record, (value, []))[1].append(f"{kind} {score:+.1f}")
+
+
+def lap_time_anomaly_finding(
+    rule: Rule, record: RecordRef, value: float, scores: Sequence[str]
+) -> Finding:
+    """One finding per lap, naming every detector that scored it."""
+    return rule.finding(
+        record,
+        f"lap time {value / 1000:.3f} s is unusual for this car ({', '.join(scores)}): "
+        "look for traffic, a mistake, damage or a timing error",
+    )
+
+
+def _check_lap_time_anomaly(
+    rule: Rule, records: SessionRecords, settings: QASettings
+) -> Iterator[Finding]:
+    deleted = deleted_laps(records)
+    clean = sorted((lap for lap in records.laps if is_scored_lap(lap, deleted)), key=scored_order)
+    scored: LapScores = {}
+    score_laps(lap_time_detector(settings), clean, scored)
     for record, (value, scores) in scored.items():
-        yield rule.finding(
-            record,
-            f"lap time {value / 1000:.3f} s is unusual for this car ({', '.join(scores)}): "
-            "look for traffic, a mistake, damage or a timing error",
-        )
+        yield lap_time_anomaly_finding(rule, record, value, scores)
 
 
 TELEMETRY_CHANNELS = ("rpm", "speed", "gear", "throttle")

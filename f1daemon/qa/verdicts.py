@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 
 from f1daemon.domain.events import (
     AnomalyCleared,
@@ -55,6 +54,7 @@ from f1daemon.domain.events import (
     Timed,
     WeatherObserved,
 )
+from f1daemon.qa.car_checks import CarChecks, record_ref
 from f1daemon.qa.report import QAReport, report_of
 from f1daemon.qa.rules import (
     RULES,
@@ -65,13 +65,12 @@ from f1daemon.qa.rules import (
     Rule,
     SessionRecords,
     TelemetrySample,
+    apply_releases,
     check_records,
-    lap_ref,
     sample_ref,
     telemetry_anomaly_finding,
     telemetry_detector,
     telemetry_samples,
-    weather_ref,
 )
 
 # RecordQuarantined.source and .stream of what QA quarantines.
@@ -98,33 +97,24 @@ _RECENT_SAMPLES = 256
 Record = LapCompleted | PitStop | WeatherObserved
 
 
-def apply_releases(
-    findings: Iterable[Finding], releases: Iterable[QuarantineReleased]
-) -> list[Finding]:
-    """The findings, with each released blocking finding turned into a flag."""
-    released = {(r.rule, r.record): r for r in releases}
-    result: list[Finding] = []
-    for finding in findings:
-        release = released.get((finding.rule, finding.record.describe()))
-        if finding.severity == "blocking" and release is not None:
-            finding = replace(  # noqa: PLW2901 - the finding, as released
-                finding,
-                severity="flag",
-                reason=f"released by {release.released_by} ({release.reason}); "
-                f"was quarantined: {finding.reason}",
-                released=True,
-            )
-        result.append(finding)
-    return result
+class _Recent:
+    """A car's latest sample times: a duplicate sample is told from a new one by them."""
 
+    __slots__ = ("_order", "_times")
 
-def record_ref(event: Record) -> RecordRef:
-    """The QA record a derived lap, pit stop or weather observation is."""
-    if isinstance(event, LapCompleted):
-        return lap_ref(event)
-    if isinstance(event, PitStop):
-        return RecordRef("PitStop", driver=event.driver, number=event.stop)
-    return weather_ref(event)
+    def __init__(self) -> None:
+        self._order: deque[int] = deque()
+        self._times: set[int] = set()
+
+    def add(self, utc_ms: int) -> bool:
+        """Remember a sample time; False when it is among the latest already."""
+        if utc_ms in self._times:
+            return False
+        if len(self._order) == _RECENT_SAMPLES:
+            self._times.discard(self._order.popleft())
+        self._order.append(utc_ms)
+        self._times.add(utc_ms)
+        return True
 
 
 class _Verdict:
@@ -154,21 +144,16 @@ class StreamingQA:
         self._context_rules = [r for r in rules if r.name in CONTEXT_RULES]
         self._anomaly_rule = next((r for r in rules if r.name == ANOMALY_RULE), None)
         self._rules = tuple(rules)
-        # Lap side: each car's records, the latest event of each record, the findings.
-        self._laps: dict[int, list[LapCompleted]] = defaultdict(list)
-        self._deletions: dict[int, list[LapDeleted]] = defaultdict(list)
-        self._pits: dict[int, list[PitStop]] = defaultdict(list)
-        self._weather: list[WeatherObserved] = []
+        # Lap side: each car's checks (None: the weather's), the latest event of each
+        # record, what was emitted about it.
+        self._cars: dict[int | None, CarChecks] = {}
         self._latest: dict[RecordRef, Record] = {}
-        self._findings: dict[int | None, list[Finding]] = {}  # by car; None: weather
         self._verdicts: dict[RecordRef, _Verdict] = {}
-        self._refs: dict[int | None, dict[RecordRef, None]] = defaultdict(dict)  # by car
-        self._by_record: dict[RecordRef, list[Finding]] = {}
         self._releases: list[QuarantineReleased] = list(releases)
         self._states: list[SessionStateChanged] = []
         # Telemetry: counts, each car's latest sample, its findings, quarantined rows.
         self._samples = 0
-        self._recent: dict[int, deque[int]] = {}
+        self._recent: dict[int, _Recent] = {}
         self._car_latest: dict[int, TelemetrySample] = {}
         self._context_reported: set[tuple[str, RecordRef]] = set()
         self._telemetry_findings: list[Finding] = []
@@ -191,9 +176,8 @@ class StreamingQA:
                     self._telemetry(event) if isinstance(event, TelemetryBatch) else [event]
                 )
             ]
-        before = self._verdicts_of(cars)
-        for car in cars:
-            self._check_car(car)
+        changed = self._settle(cars)
+        before = self._verdicts_of(changed)
         checked: list[DerivedEvent] = []
         arrived: set[RecordRef] = set()
         for event in events:
@@ -205,7 +189,7 @@ class StreamingQA:
                 checked.extend(self._emit(ref, event))
             else:
                 checked.append(event)
-        checked.extend(self._corrections(cars, before, skip=arrived))
+        checked.extend(self._corrections(before, skip=arrived))
         return checked
 
     def on_release(self, release: QuarantineReleased) -> list[DerivedEvent]:
@@ -222,17 +206,17 @@ class StreamingQA:
                 restored.extend(
                     self._anomaly(f) for f in self._telemetry_findings if f.record == ref
                 )
-        cars = {ref.driver for ref in self._latest if ref.describe() == release.record}
-        before = self._verdicts_of(cars)
-        for car in cars:
-            self._check_car(car)
-        return restored + self._corrections(cars, before, skip=set())
+        named = [ref for ref in self._latest if ref.describe() == release.record]
+        for ref in named:
+            self._car(ref.driver).touch([ref])
+        changed = self._settle({ref.driver for ref in named})
+        return restored + self._corrections(self._verdicts_of(changed), skip=set())
 
     def report(self) -> QAReport:
         """The running QA report: every record checked so far and its findings."""
-        findings = [f for group in self._findings.values() for f in group]
+        # The report counts; it needs the findings in no order.
+        findings = [f for car in self._cars.values() for g in car.findings.values() for f in g]
         findings.extend(self._telemetry_findings)
-        findings.sort(key=Finding.sort_key)
         return report_of(self.session, len(self._latest) + self._samples, findings, self._rules)
 
     def finish(self) -> list[DerivedEvent]:
@@ -241,71 +225,42 @@ class StreamingQA:
 
     # -- lap side -------------------------------------------------------------------
 
+    def _car(self, car: int | None) -> CarChecks:
+        checks = self._cars.get(car)
+        if checks is None:
+            checks = self._cars[car] = CarChecks(self._lap_rules, self.settings)
+        return checks
+
     def _remember(self, event: DerivedEvent) -> set[int | None]:
-        """Index a lap-side event; return the car (None: weather) to check again."""
-        if isinstance(event, LapCompleted):
-            self._laps[event.driver].append(event)
-        elif isinstance(event, LapDeleted):
-            self._deletions[event.driver].append(event)
-            return {event.driver}
-        elif isinstance(event, PitStop):
-            self._pits[event.driver].append(event)
-        elif isinstance(event, WeatherObserved):
-            ref = weather_ref(event)
-            self._weather.append(event)
-            self._latest[ref] = event
-            self._refs[None][ref] = None
-            return {None}
-        elif isinstance(event, SessionStateChanged):
+        """Hand a lap-side event to its car's checks; return the car (None: weather)."""
+        if isinstance(event, SessionStateChanged):
             self._states.append(event)
             return set()
-        else:
+        if not isinstance(event, LapCompleted | LapDeleted | PitStop | WeatherObserved):
             return set()
-        ref = record_ref(event)
-        self._latest[ref] = event
-        self._refs[event.driver][ref] = None
-        return {event.driver}
+        car = None if isinstance(event, WeatherObserved) else event.driver
+        self._car(car).add(event)
+        if not isinstance(event, LapDeleted):
+            self._latest[record_ref(event)] = event
+        return {car}
 
-    def _check_car(self, car: int | None) -> None:
-        """Run the lap-side rules over one car's records (None: the weather)."""
-        if car is None:
-            records = SessionRecords(
-                (),
-                (),
-                (),
-                tuple(self._weather),
-                (),
-                (),
-            )
-        else:
-            records = SessionRecords(
-                tuple(self._laps.get(car, ())),
-                tuple(self._deletions.get(car, ())),
-                tuple(self._pits.get(car, ())),
-                (),
-                (),
-                (),
-            )
-        found = check_records(records, self._lap_rules, self.settings)
-        self._findings[car] = apply_releases(found, self._releases)
-        for ref in self._refs.get(car, ()):
-            self._by_record.pop(ref, None)
-        for finding in self._findings[car]:
-            self._by_record.setdefault(finding.record, []).append(finding)
+    def _settle(self, cars: Iterable[int | None]) -> set[RecordRef]:
+        """The records whose findings may have changed, the cars' findings up to date."""
+        return {ref for car in cars for ref in self._car(car).settle(self._releases)}
 
     def _verdicts_of(
-        self, cars: set[int | None]
+        self, refs: Iterable[RecordRef]
     ) -> dict[RecordRef, tuple[bool, frozenset[tuple[str, str]]]]:
-        """What was emitted about the records of some cars (None: the weather)."""
+        """What was emitted about some records (those emitted so far)."""
         return {
             ref: (verdict.kept, verdict.flags)
-            for car in cars
-            for ref in self._refs.get(car, ())
+            for ref in refs
             if (verdict := self._verdicts.get(ref)) is not None
         }
 
     def _car_findings(self, ref: RecordRef) -> list[Finding]:
-        return self._by_record.get(ref, [])
+        checks = self._cars.get(ref.driver)
+        return checks.findings.get(ref, []) if checks is not None else []
 
     def _emit(self, ref: RecordRef, event: Record) -> list[DerivedEvent]:
         """A record as it is now judged: itself (flagged) or its quarantine."""
@@ -342,16 +297,13 @@ class StreamingQA:
 
     def _corrections(
         self,
-        cars: set[int | None],
         before: dict[RecordRef, tuple[bool, frozenset[tuple[str, str]]]],
         *,
         skip: set[RecordRef],
     ) -> list[DerivedEvent]:
         """What changed about records emitted earlier, as correction events."""
         out: list[DerivedEvent] = []
-        refs = sorted(
-            (r for r in before if r.driver in cars and r not in skip), key=RecordRef.sort_key
-        )
+        refs = sorted((r for r in before if r not in skip), key=RecordRef.sort_key)
         for ref in refs:
             kept, flags = before[ref]
             findings = self._car_findings(ref)
@@ -413,10 +365,11 @@ class StreamingQA:
     def _count_samples(self, samples: Sequence[TelemetrySample]) -> None:
         # A sample of a car and time seen among the car's latest is the same record.
         for sample in samples:
-            recent = self._recent.setdefault(sample.driver, deque(maxlen=_RECENT_SAMPLES))
-            if sample.utc_ms not in recent:
+            recent = self._recent.get(sample.driver)
+            if recent is None:
+                recent = self._recent[sample.driver] = _Recent()
+            if recent.add(sample.utc_ms):
                 self._samples += 1
-                recent.append(sample.utc_ms)
 
     def _telemetry_anomalies(self, rule: Rule, samples: Sequence[TelemetrySample]) -> list[Finding]:
         usable = [s for s in samples if _fits_i64(s.driver) and _fits_i64(s.utc_ms)]

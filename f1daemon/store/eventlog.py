@@ -28,9 +28,11 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
+from pathlib import Path
 from types import TracebackType
 from typing import cast
 
@@ -66,6 +68,7 @@ from f1daemon.domain.events import (
 from f1daemon.errors import UserError
 from f1daemon.store.persistence import (
     UnexpectedEventError,
+    plain_state,
     to_domain_event,
     to_domain_event_of,
     to_stored_event,
@@ -90,7 +93,7 @@ def events_digest(stored: Sequence[StoredEvent]) -> str:
     for event in stored:
         digest.update(event.topic.encode())
         digest.update(b"\0")
-        digest.update(event.state)
+        digest.update(plain_state(event.state))
         digest.update(b"\0")
     return digest.hexdigest()
 
@@ -109,14 +112,31 @@ class AppendResult:
     quarantined: int = 0  # of the appended: inputs quarantined by their source
 
 
+# SQLite's page for a new log: a fact's row (about 1 KiB deflated) fills a 4 KiB page
+# only two or three times over, leaving a quarter of it empty; 16 KiB pages waste
+# about 5 % (measured on a simulated two-hour race with telemetry).
+SQLITE_PAGE_SIZE = 16_384
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """A new SQLite log file, in WAL mode with the log's page size (set before the first
+    table; an existing file keeps its own)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")
+        connection.execute("PRAGMA journal_mode = WAL")
+
+
 class EventLog:
     """The log of one store (SQLite file or PostgreSQL database)."""
 
     def __init__(self, store: StoreURL) -> None:
         self.store = store
-        if store.sqlite_path is not None:
-            store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if store.sqlite_path is not None:
+                _create_sqlite_file(store.sqlite_path)
             self._factory = InfrastructureFactory.construct(
                 Environment(name="f1daemon", env=store.environment)
             )
