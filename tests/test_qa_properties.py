@@ -28,7 +28,8 @@ from f1daemon.domain.events import (
 )
 from f1daemon.projections.current import current_data
 from f1daemon.qa import RULES, QAReport, QASettings, SessionRecords, check_session, outcomes
-from f1daemon.qa.verdicts import check_run
+from f1daemon.qa.rules import Finding, check_records
+from f1daemon.qa.verdicts import StreamingQA, check_run
 
 SESSION = "2024-01-01_Test_Grand_Prix/2024-01-01_Race"
 
@@ -318,3 +319,73 @@ def test_checking_a_run_is_deterministic(events: list[DerivedEvent], chosen: QAS
     first = check_run(SESSION, events, settings=chosen)
     second = check_run(SESSION, list(events), settings=chosen)
     assert first == second
+
+
+def _race_laps(draw: st.DrawFn) -> list[DerivedEvent]:
+    """Two cars' laps of a race in the order they are completed, mostly: around 90 s
+    with a few outliers, some pit laps, a few laps late or twice, race control's
+    deletions among them."""
+    laps: list[LapCompleted] = []
+    for driver in (1, 44):
+        for number in range(1, draw(st.integers(2, 30)) + 1):
+            laps.append(
+                LapCompleted(
+                    session=SESSION,
+                    session_time_ms=number * 90_000 + driver,
+                    utc=None,
+                    driver=driver,
+                    lap=number,
+                    lap_time_ms=draw(st.one_of(st.integers(89_000, 91_000), lap_times)),
+                    sector1_ms=30_000,
+                    sector2_ms=30_000,
+                    sector3_ms=30_000,
+                    pit_in=number % 9 == 0,
+                    pit_out=False,
+                    compound=None,
+                    stint=None,
+                    track_statuses=("1",),
+                    deleted=draw(st.integers(0, 20)) == 0,
+                )
+            )
+    laps.sort(key=lambda e: e.session_time_ms)
+    out: list[DerivedEvent] = list(laps)
+    for _ in range(draw(st.integers(0, 4))):  # a lap arrives late, or twice
+        moved = out.pop(draw(st.integers(0, len(out) - 1)))
+        out.insert(draw(st.integers(0, len(out))), moved)
+        if draw(st.booleans()):
+            out.append(moved)
+    for _ in range(draw(st.integers(0, 3))):
+        target = draw(st.sampled_from(laps))
+        out.insert(
+            draw(st.integers(0, len(out))),
+            LapDeleted(
+                session=SESSION,
+                session_time_ms=draw(times_ms),
+                utc=None,
+                driver=target.driver,
+                lap=target.lap,
+                lap_time_ms=target.lap_time_ms,
+                reinstated=draw(st.booleans()),
+                reason="DELETED - TRACK LIMITS",
+            ),
+        )
+    return out
+
+
+race_laps = st.composite(_race_laps)()
+lap_side_rules = [r for r in RULES if not r.name.startswith(("temporal.", "anomaly.telemetry"))]
+
+
+@SETTINGS
+@given(events=st.one_of(events, race_laps), chosen=qa_settings)
+def test_lap_side_findings_streamed_one_record_at_a_time_equal_the_whole_sessions(
+    events: list[DerivedEvent], chosen: QASettings
+) -> None:
+    # Each rule's verdicts are extended record by record (f1daemon.qa.car_checks);
+    # after every record they must be what the rules say over everything so far.
+    qa = StreamingQA(SESSION, lap_side_rules, chosen)
+    for count, event in enumerate(events, start=1):
+        qa.on_events([event])
+        if count % 7 == 0 or count == len(events):
+            whole = check_records(SessionRecords.of(events[:count]), lap_side_rules, chosen)
+            assert sorted(qa.findings(), key=Finding.sort_key) == whole

@@ -212,11 +212,15 @@ class StreamingQA:
         changed = self._settle({ref.driver for ref in named})
         return restored + self._corrections(self._verdicts_of(changed), skip=set())
 
-    def report(self) -> QAReport:
-        """The running QA report: every record checked so far and its findings."""
-        # The report counts; it needs the findings in no order.
+    def findings(self) -> list[Finding]:
+        """Every finding standing now (releases applied), in no particular order."""
         findings = [f for car in self._cars.values() for g in car.findings.values() for f in g]
         findings.extend(self._telemetry_findings)
+        return findings
+
+    def report(self) -> QAReport:
+        """The running QA report: every record checked so far and its findings."""
+        findings = self.findings()
         return report_of(self.session, len(self._latest) + self._samples, findings, self._rules)
 
     def finish(self) -> list[DerivedEvent]:
