@@ -109,9 +109,19 @@ class LapCompleted(Timed):
         return {**data, "utc": None}
 
     driver: int = Field(description="Racing number.")
-    lap: int = Field(ge=1, description="The driver's lap number as NumberOfLaps counts it.")
+    lap: int = Field(
+        ge=1,
+        description="The driver's lap number, as FastF1 and OpenF1 count it: lap 1 is the "
+        "first lap the car starts (NumberOfLaps, less the feed's count at a first pit exit).",
+    )
     lap_time_ms: int | None = Field(
-        description="Lap time (ms) from LastLapTime; null if not timed."
+        description="Lap time (ms) from LastLapTime; null if not timed (and on a lap that "
+        "began at the pit exit: see `line_to_line_ms`)."
+    )
+    line_to_line_ms: int | None = Field(
+        default=None,
+        description="On a lap that began at the pit exit, the feed's LastLapTime: the time "
+        "since the car last crossed the line, before its stay in the pits; not a lap time.",
     )
     sector1_ms: int | None = Field(description="Sector 1 time (ms); null if not timed.")
     sector2_ms: int | None = Field(description="Sector 2 time (ms); null if not timed.")

@@ -39,6 +39,16 @@ NOT_ACCEPTED_FLAG = "faster_than_personal_best_but_not_marked_one"
 SECTOR_SLOTS = ("sector1", "sector2", "sector3")
 # The timed values of a digest entry, in its order after the lap time.
 TIMED_SLOTS = (*SECTOR_SLOTS, "speed_i1", "speed_i2", "speed_fl", "speed_st")
+# A pit exit this close before the count moves on begins the new lap (FastF1: 5 s).
+PIT_EXIT_LAP_START_MS = 5_000
+# Longer in the pit lane than a pit stop takes, a repair or a penalty included: a stay
+# in the garage or a red flag. (Pit stops in the corpus's races: 15-40 s, entry to exit.)
+LONGEST_PIT_STOP_MS = 120_000
+# The feed's times are to the millisecond, its message stamps up to a second later.
+STAMP_TOLERANCE_MS = 1_000
+# The speed trap (ST) can be passed early enough in a lap to arrive within the late
+# window: it always belongs to the lap in progress (as FastF1 has it).
+CURRENT_LAP_SLOTS = frozenset({"speed_st"})
 
 
 @dataclass
@@ -51,6 +61,7 @@ class _LapValues:
     last_value_ms: int | None = None
     pit_in: bool = False
     pit_out: bool = False
+    lap_time_at_ms: int | None = None  # when the lap time came
     flags: list[str] = field(default_factory=list)
 
     def has_sector_times(self) -> bool:
@@ -87,7 +98,11 @@ class _DriverTiming:
     position: int | None = None
     gap_to_leader: str | None = None
     stops: int = 0
+    emitted: int = 0  # laps emitted
+    lap_offset: int = 0  # what the feed's count runs ahead of the laps (a pseudo-lap)
     visit: _PitVisit | None = None
+    pit_exit_ms: int | None = None  # the latest pit exit
+    visits: list[tuple[int, int]] = field(default_factory=list)  # (entry, exit) ms
     laps_by_time: dict[int, int] = field(default_factory=dict)  # lap time ms -> latest lap
     laps_in_stint: dict[int, int] = field(default_factory=dict)
     best_ms: int | None = None  # best lap time the feed accepted
@@ -145,7 +160,7 @@ class LapFitter:
             if closing is None:
                 continue
             if now - closing.closed_at_ms > LATE_VALUE_WINDOW_MS:
-                done.append(self._emit(driver, timing, closing))
+                done.extend(self._emit(driver, timing, closing))
                 timing.closing = None
             else:
                 self._due_at(closing.closed_at_ms)
@@ -165,7 +180,7 @@ class LapFitter:
         done: list[LapCompleted | PitStop | PositionChanged] = []
         for driver, timing in self.drivers.items():
             if timing.closing is not None:
-                done.append(self._emit(driver, timing, timing.closing))
+                done.extend(self._emit(driver, timing, timing.closing))
                 timing.closing = None
             current = timing.current
             if "lap_time" in current.values and current.last_value_ms is not None:
@@ -174,7 +189,7 @@ class LapFitter:
                     self._close(driver, timing, (timing.completed or 0) + 1, current.last_value_ms)
                 )
                 if timing.closing is not None:
-                    done.append(self._emit(driver, timing, timing.closing))
+                    done.extend(self._emit(driver, timing, timing.closing))
                     timing.closing = None
             if timing.visit is not None:
                 done.append(self._stop(driver, timing, None, None))
@@ -207,6 +222,8 @@ class LapFitter:
         keyframe: bool,
     ) -> list[LapCompleted | PitStop | PositionChanged]:
         (_, count, in_pit, pit_out, position, lap_time, personal_best, *timed, gap) = entry
+        if count is not None:
+            count -= timing.lap_offset
         timing.gap_to_leader = gap
         done: list[LapCompleted | PitStop | PositionChanged] = []
         if count is not None and timing.completed is not None and count < timing.completed:
@@ -281,7 +298,9 @@ class LapFitter:
         done: list[PitStop] = []
         if pit_out and timing.pit_out is False:
             timing.current.pit_out = True
+            timing.pit_exit_ms = now
             if timing.visit is not None:
+                timing.visits.append((timing.visit.entry_ms, now))
                 done.append(self._stop(driver, timing, now, (timing.completed or 0) + 1))
         timing.pit_out = pit_out
         return done
@@ -310,7 +329,7 @@ class LapFitter:
     ) -> list[LapCompleted]:
         done: list[LapCompleted] = []
         if timing.closing is not None:
-            done.append(self._emit(driver, timing, timing.closing))
+            done.extend(self._emit(driver, timing, timing.closing))
         previous = timing.completed or 0
         stint = self.stints.current(driver)
         stint_number = stint.stint if stint else None
@@ -318,7 +337,7 @@ class LapFitter:
             # The count jumped: those laps were driven but the feed said nothing of them.
             gap = _LapValues(started_ms=None, flags=["lap_not_reported"])
             skipped = _ClosedLap(missing, now, gap, stint_number, None, None, self.session_part)
-            done.append(self._emit(driver, timing, skipped))
+            done.extend(self._emit(driver, timing, skipped))
         # A lap belongs to the qualifying part it began in (a lap that ends after the
         # chequered flag still counts for the part it was started in).
         timing.closing = _ClosedLap(
@@ -331,7 +350,13 @@ class LapFitter:
             timing.current.session_part or self.session_part,
         )
         self._due_at(now)
+        ended = timing.current
         timing.current = _LapValues(started_ms=now, session_part=self.session_part)
+        exit_ms = timing.pit_exit_ms
+        if ended.pit_out and exit_ms is not None and now - exit_ms <= PIT_EXIT_LAP_START_MS:
+            # The pit exit came just before the count moved on: it begins the new lap.
+            ended.pit_out = False
+            timing.current.pit_out = True
         timing.completed = count
         return done
 
@@ -340,11 +365,14 @@ class LapFitter:
         closing = timing.closing
         if (
             closing is not None
+            and slot not in CURRENT_LAP_SLOTS
             and now - closing.closed_at_ms <= LATE_VALUE_WINDOW_MS
             and slot not in closing.values.values
             and not timing.current.has_sector_times()
         ):
             closing.values.values[slot] = value
+            if slot == "lap_time":
+                closing.values.lap_time_at_ms = now
             return closing.values
         if (
             slot == "lap_time"
@@ -353,17 +381,38 @@ class LapFitter:
         ):
             return None  # the completed lap's time sent again
         current = timing.current.values
+        if slot == "lap_time" and _later_crossing(timing.current, value, now):
+            # The time since the lap time came: a later crossing's, of a lap the count
+            # never registered (after a stay in the garage), not a correction.
+            timing.current.flags.append("later_crossing_time_ignored")
+            return None
         if slot in current and current[slot] != value:
             timing.current.flags.append(f"{slot}_corrected")
         current[slot] = value
+        if slot == "lap_time":
+            timing.current.lap_time_at_ms = now
         timing.current.last_value_ms = now
         return timing.current
 
-    def _emit(self, driver: int, timing: _DriverTiming, lap: _ClosedLap) -> LapCompleted:
+    def _emit(self, driver: int, timing: _DriverTiming, lap: _ClosedLap) -> list[LapCompleted]:
         values = lap.values.values
+        if not timing.emitted and _is_pseudo_lap(lap):
+            # The count moved on at the first pit exit (practice, qualifying): what it
+            # closed was the time in the garage, not a lap. As FastF1 and OpenF1 count,
+            # lap 1 is the lap that begins there, and every count is one less.
+            timing.lap_offset += 1
+            timing.completed = None if timing.completed is None else timing.completed - 1
+            if timing.visit is not None:
+                timing.visit.in_lap -= 1
+            return []
+        timing.emitted += 1
         flags = list(lap.values.flags)
         sectors = [values.get(slot) for slot in SECTOR_SLOTS]
         lap_time = values.get("lap_time")
+        line_to_line = None
+        if _spans_a_pit_stay(lap.values, lap_time, timing.visits):
+            # Not this lap's time (FastF1, OpenF1: untimed), kept as what it is.
+            line_to_line, lap_time = lap_time, None
         timed_sectors = [s for s in sectors if s is not None]
         if (
             lap_time is not None
@@ -373,19 +422,24 @@ class LapFitter:
             flags.append("sectors_do_not_sum_to_lap_time")
         if lap_time is not None:
             timing.laps_by_time[lap_time] = lap.number
+        if lap.stint is None and self.stints.current(driver) is not None:
+            # The lap was driven before TimingAppData's first stint came: on that stint
+            # (as FastF1 has it).
+            lap.stint = 1
         tyre_age = None
         if lap.stint is not None:
             in_stint = timing.laps_in_stint.get(lap.stint, 0) + 1
             timing.laps_in_stint[lap.stint] = in_stint
             start_laps = self.stints.start_laps_of(driver, lap.stint)
             tyre_age = None if start_laps is None else start_laps + in_stint
-        return LapCompleted(
+        completed = LapCompleted(
             session=self.session,
             session_time_ms=lap.closed_at_ms,
             utc=self.time_base.utc_at(lap.closed_at_ms),
             driver=driver,
             lap=lap.number,
             lap_time_ms=lap_time,
+            line_to_line_ms=line_to_line,
             sector1_ms=sectors[0],
             sector2_ms=sectors[1],
             sector3_ms=sectors[2],
@@ -404,3 +458,36 @@ class LapFitter:
             session_part=lap.session_part,
             flags=tuple(flags),
         )
+        return [completed]
+
+
+def _spans_a_pit_stay(lap: _LapValues, lap_time: int | None, visits: list[tuple[int, int]]) -> bool:
+    """A lap time during which the car spent longer in the pits than any pit stop takes:
+    the time since it last crossed the line before a stay in the garage (or a red flag
+    in the pit lane), not a lap's."""
+    at = lap.lap_time_at_ms
+    if lap_time is None or at is None:
+        return False
+    began = at - lap_time
+    in_pits = sum(max(0, min(exit_ms, at) - max(entry, began)) for entry, exit_ms in visits)
+    return in_pits > LONGEST_PIT_STOP_MS
+
+
+def _later_crossing(lap: _LapValues, value: int, now: int) -> bool:
+    """A second lap time that is the time since the first came (within a second)."""
+    first = lap.lap_time_at_ms
+    return (
+        first is not None
+        and "lap_time" in lap.values
+        and abs((now - first) - value) <= STAMP_TOLERANCE_MS
+    )
+
+
+def _is_pseudo_lap(lap: _ClosedLap) -> bool:
+    """A first "lap" without a single value: the car was in the garage (FastF1 drops
+    it too, as its "pseudo out-lap")."""
+    return (
+        not lap.values.values
+        and not lap.values.pit_in
+        and "lap_not_reported" not in lap.values.flags
+    )

@@ -50,7 +50,11 @@ from f1daemon.feed.track_status import TrackStatusTracker
 # from track status, race control and timing; WeatherForecast facts decoded.
 # 2.2.0: each run ends with its QA outcome (`f1daemon.qa.verdicts`). A QA rule's new
 # version changes derived data too, so it is a new pipeline version.
-PIPELINE_VERSION = "3.0.0"
+# 4.0.0: laps numbered as FastF1 and OpenF1 number them (no lap for the time in the
+# garage before the first pit exit); a lap time spanning a stay in the pits is the
+# lap's `line_to_line_ms`, not its time; the ST speed trap belongs to the lap in
+# progress; a later crossing's time does not replace a lap's.
+PIPELINE_VERSION = "4.0.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
 MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})

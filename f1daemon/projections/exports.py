@@ -162,7 +162,7 @@ def _compounds(events: Sequence[DerivedEvent]) -> dict[tuple[int, int], str | No
     return compounds
 
 
-def _laps(laps: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
+def lap_rows(laps: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
     # Race control's later deletions and reinstatements, and the feed's later names
     # for compounds, apply to the laps they concern.
     deleted: dict[tuple[int, int], bool] = {}
@@ -174,13 +174,17 @@ def _laps(laps: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict[st
     for lap in sorted(laps, key=lambda e: (getattr(e, "driver", 0), getattr(e, "lap", 0))):
         row = lap.model_dump()
         row["deleted"] = deleted.get((row["driver"], row["lap"]), row["deleted"])
+        if row["stint"] is None and (row["driver"], 1) in compounds:
+            # Driven before TimingAppData's first stint came (lap 1 of a race): on the
+            # first stint, as FastF1 has it.
+            row["stint"] = 1
         if row["stint"] is not None:
             row["compound"] = compounds.get((row["driver"], row["stint"]), row["compound"])
         rows.append(row)
     return rows
 
 
-def _stints(stints: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
+def stint_rows(stints: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
     compounds = _compounds(events)
     rows = []
     for stint in stints:
@@ -191,8 +195,8 @@ def _stints(stints: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dic
 
 
 _PREPARE: dict[str, Callable[[Sequence[Event], Sequence[DerivedEvent]], list[dict[str, Any]]]] = {
-    "laps": _laps,
-    "stints": _stints,
+    "laps": lap_rows,
+    "stints": stint_rows,
 }
 
 
