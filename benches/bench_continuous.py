@@ -291,6 +291,45 @@ def simulated_race(store: str, speed: float) -> None:
     )
 
 
+def derivation_over_the_race(store: str, scratch: Path) -> None:
+    """The derivation's own cost per fact, first tenth of the race against the last:
+    the simulated race's facts appended again to a fresh log in commits of
+    `COMMIT_FACTS`, a follower catching up after each (what the daemon's deriver does),
+    timed in this process alone. The daemon's CPU above counts the sources, the writer
+    and the metrics too, and on this two-core machine whatever else runs beside it."""
+    with EventLog(parse_store_url(store)) as log:
+        sessions = log.sessions()
+        facts = [f for s in sessions for _, f in log.facts(s)]
+    costs: list[tuple[int, float]] = []
+    with EventLog(parse_store_url(f"sqlite:///{scratch}/again.db")) as log:
+        for session in sessions:
+            log.register_session(session, "bench")
+        followers = {s: DerivationFollower.start(log, s) for s in sessions}
+        for start in range(0, len(facts), COMMIT_FACTS):
+            batch = facts[start : start + COMMIT_FACTS]
+            began = time.process_time()
+            log.append_facts(batch)
+            for follower in followers.values():
+                follower.catch_up()
+            costs.append((len(batch), time.process_time() - began))
+    tenth = max(1, len(costs) // 10)
+
+    def per_fact(part: list[tuple[int, float]]) -> float:
+        return sum(c for _, c in part) / max(1, sum(n for n, _ in part))
+
+    first, last = per_fact(costs[:tenth]), per_fact(costs[-tenth:])
+    print(
+        f"    the derivation alone, per fact ({len(facts):,} facts, commits of {COMMIT_FACTS}):"
+        f" first 10 % {first * 1e6:.0f} us, last 10 % {last * 1e6:.0f} us "
+        f"({last / first:.2f}x)"
+    )
+
+
+# Facts per commit when the race is derived again: about what the writer commits at
+# a time at 20x the feed's pace.
+COMMIT_FACTS = 20
+
+
 def resume_a_full_race(folder: Path, store: str) -> None:
     """A restart's start-up: the open run of a whole race rebuilt from its facts, against
     one batch derivation of the same facts (the baseline)."""
@@ -334,6 +373,7 @@ def main() -> None:
             monaco_at_1x(data / CAPTURE, fresh("monaco"), 60.0)
             resume_a_full_race(data / BAKU, fresh("resume"))
         simulated_race(f"sqlite:///{folder}/sim.db", 20.0)
+        derivation_over_the_race(f"sqlite:///{folder}/sim.db", Path(folder))
 
 
 if __name__ == "__main__":
