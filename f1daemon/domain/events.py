@@ -116,12 +116,7 @@ class LapCompleted(Timed):
     )
     lap_time_ms: int | None = Field(
         description="Lap time (ms) from LastLapTime; null if not timed (and on a lap that "
-        "began at the pit exit: see `line_to_line_ms`)."
-    )
-    line_to_line_ms: int | None = Field(
-        default=None,
-        description="On a lap that began at the pit exit, the feed's LastLapTime: the time "
-        "since the car last crossed the line, before its stay in the pits; not a lap time.",
+        "spans a stay in the pits: see `line_to_line_ms`)."
     )
     sector1_ms: int | None = Field(description="Sector 1 time (ms); null if not timed.")
     sector2_ms: int | None = Field(description="Sector 2 time (ms); null if not timed.")
@@ -158,6 +153,12 @@ class LapCompleted(Timed):
         default=(),
         description="Quality flags: raised while fitting the lap, e.g. `lap_not_reported`, "
         "and by QA, e.g. `qa:consistency.sector_sum`.",
+    )
+    line_to_line_ms: int | None = Field(
+        default=None,
+        description="Where LastLapTime spans a stay in the pits (an out- or in-lap of "
+        "practice or qualifying): that value, the time since the car last crossed the line; "
+        "`lap_time_ms` is then null.",
     )
 
 
