@@ -94,6 +94,7 @@ def _qa_report(args: argparse.Namespace, open_log: OpenLog) -> int:
             raise UserError(f"session {session!r} has no current derived data; run replay")
         chosen = runs if args.runs else [current]
         reports = [(run, run_report(log, session, run)) for run in chosen]
+        held = _held_by_stage(log, session)
     if args.runs:
         return _print_runs(reports, args.format)
     report = reports[0][1]
@@ -102,8 +103,30 @@ def _qa_report(args: argparse.Namespace, open_log: OpenLog) -> int:
             f"run {current} of {session} was derived before runs recorded their QA; "
             "derive it again with `f1daemon replay`"
         )
-    print(report.to_json() if args.format == "json" else report.to_table())
+    if args.format == "json":
+        print(json.dumps({**json.loads(report.to_json()), "quarantined_by_stage": held}))
+        return 0
+    print(report.to_table())
+    # QA's report counts the derived records; the source and the decoders hold back
+    # inputs before there is a record. Every quarantined one, by where it was held.
+    total = sum(sum(rules.values()) for rules in held.values())
+    print(f"\nquarantined in the session: {total}")
+    for stage, rules in held.items():
+        for rule, count in sorted(rules.items()):
+            print(f"  {stage:<8} {rule:<40} {count:>6}")
     return 0
+
+
+def _held_by_stage(log: EventLog, session: str) -> dict[str, dict[str, int]]:
+    """Quarantined inputs and records not released, by stage (source, decoder, qa) and
+    rule."""
+    from f1daemon.services.quarantine import quarantined
+
+    held: dict[str, dict[str, int]] = {}
+    for entry in quarantined(log, session):
+        rules = held.setdefault(entry.stage, {})
+        rules[entry.event.rule] = rules.get(entry.event.rule, 0) + 1
+    return held
 
 
 def _print_runs(reports: list[tuple[int, QAReport | None]], fmt: str) -> int:
