@@ -36,6 +36,7 @@ from f1daemon.feed.laps import LapFitter
 from f1daemon.feed.messages import DigestedTiming, FeedMessage
 from f1daemon.feed.neutralisation import NeutralisationDetector
 from f1daemon.feed.race_control import RaceControl
+from f1daemon.feed.replays import ReplayFilter
 from f1daemon.feed.session_status import SessionStatusTracker
 from f1daemon.feed.state import JSON, merge
 from f1daemon.feed.stints import StintTracker
@@ -54,6 +55,7 @@ from f1daemon.feed.track_status import TrackStatusTracker
 # garage before the first pit exit); a lap time spanning a stay in the pits is the
 # lap's `line_to_line_ms`, not its time; the ST speed trap belongs to the lap in
 # progress; a later crossing's time does not replace a lap's.
+# A replayed message (same content, no later stamp) changes nothing.
 PIPELINE_VERSION = "4.0.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
@@ -77,6 +79,7 @@ class Pipeline:
     states: dict[str, JSON] = field(default_factory=dict)
     quarantined: int = 0
     _topics_seen: set[str] = field(default_factory=set)
+    _replays: ReplayFilter = field(default_factory=ReplayFilter)
     _timing_digest: TimingDigest = field(default_factory=TimingDigest)
 
     def __post_init__(self) -> None:
@@ -117,6 +120,8 @@ class Pipeline:
 
     def _on_timed_fact(self, fact: FeedMessage, now: int) -> list[DerivedEvent]:
         topic = fact.topic
+        if topic != "TimingData" and self._replays.is_replay(topic, fact.payload, now):
+            return []
         # The first message of a topic in an archive stream is its snapshot.
         keyframe = fact.keyframe or topic not in self._topics_seen
         if keyframe:
@@ -153,6 +158,10 @@ class Pipeline:
         if error is not None:
             return [self._quarantine(fact, "decode.payload", error)]
         if digest is None:
+            return []
+        # What the fitter reads is the content: a line digested ahead of the pipeline
+        # has no payload, and two lines alike in it are alike to the laps.
+        if self._replays.is_replay("TimingData", repr(digest), now):
             return []
         derived: list[DerivedEvent] = []
         derived.extend(self.laps.due(now))
