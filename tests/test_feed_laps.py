@@ -171,7 +171,7 @@ def test_a_car_already_in_the_garage_at_the_start_has_no_in_lap() -> None:
     feed = Feed()
     feed.send(500, timing(16, InPit=True, PitOut=False))
     feed.send(600_000, timing(16, InPit=False))
-    feed.send(700_000, timing(16, NumberOfLaps=1))
+    feed.send(700_000, timing(16, NumberOfLaps=1, LastLapTime={"Value": "1:40.000"}))
     (lap,) = [e for e in feed.fitter.finish() if isinstance(e, LapCompleted) and e.driver == 16]
     assert isinstance(lap, LapCompleted)
     assert (lap.pit_in, lap.pit_out) == (False, False)
@@ -219,14 +219,19 @@ def test_speed_traps_positions_and_track_statuses_are_carried_on_the_lap() -> No
     feed.fitter.track.on_message({"Status": "1"}, 0, None, None)
     feed.send(20_000, timing(44, Speeds={"I1": {"Value": "301"}}, Position="3"))
     feed.fitter.track.on_message({"Status": "4", "Message": "SCDeployed"}, 50_000, None, 1)
+    feed.send(85_000, timing(44, Speeds={"ST": {"Value": "330"}}))
     feed.send(
         90_000, timing(44, NumberOfLaps=1, GapToLeader="+1.234", Speeds={"FL": {"Value": "290"}})
     )
-    feed.send(91_000, timing(44, Speeds={"ST": {"Value": "330"}}))
-    (lap,) = feed.end()
+    # The ST trap can be passed early in a lap: within the late window it is still the
+    # new lap's (FastF1 has it so), unlike the other traps.
+    feed.send(91_000, timing(44, Speeds={"ST": {"Value": "310"}}))
+    feed.send(180_000, timing(44, NumberOfLaps=2, LastLapTime={"Value": "1:30.000"}))
+    lap, second = feed.end()
     assert (lap.speed_i1_kmh, lap.speed_fl_kmh, lap.speed_st_kmh) == (301, 290, 330)
     assert (lap.position, lap.gap_to_leader) == (3, "+1.234")
     assert lap.track_statuses == ("1", "4")
+    assert second.speed_st_kmh == 310
 
 
 def test_feed_times_parse_and_format() -> None:
@@ -240,3 +245,53 @@ def test_feed_times_parse_and_format() -> None:
         assert parse_time_ms(bad) is None
     assert format_time_ms(105_412) == "1:45.412"
     assert format_time_ms(42_025) == "42.025"
+
+
+def test_the_time_in_the_garage_before_the_first_pit_exit_is_not_a_lap() -> None:
+    # Practice and qualifying: the feed's count moves to 1 as the car leaves the pits.
+    # As FastF1 and OpenF1 count, lap 1 is the out-lap that begins there.
+    feed = Feed()
+    feed.send(500, timing(16, InPit=True, PitOut=False))
+    feed.send(600_000, timing(16, InPit=False, PitOut=True, NumberOfLaps=1))
+    feed.send(700_000, timing(16, NumberOfLaps=2, Sectors={"2": {"Value": "30.000"}}))
+    feed.send(790_000, timing(16, NumberOfLaps=3, LastLapTime={"Value": "1:30.000"}))
+    laps = [lap for lap in feed.end() if lap.driver == 16]
+    assert [(lap.lap, lap.pit_out, lap.lap_time_ms) for lap in laps] == [
+        (1, True, None),
+        (2, False, 90_000),
+    ]
+
+
+def test_a_lap_time_that_spans_a_stay_in_the_garage_is_kept_as_line_to_line() -> None:
+    feed = Feed()
+    feed.send(90_000, timing(44, NumberOfLaps=1, LastLapTime={"Value": "1:30.000"}))
+    feed.send(170_000, timing(44, InPit=True))
+    feed.send(175_000, timing(44, NumberOfLaps=2, LastLapTime={"Value": "1:25.000"}))
+    # Ten minutes in the garage; out again, and the next line crossing's time is the
+    # time since the car last crossed the line: 11:30, not a lap.
+    feed.send(775_000, timing(44, InPit=False, PitOut=True, NumberOfLaps=3))
+    feed.send(865_000, timing(44, NumberOfLaps=4, LastLapTime={"Value": "11:30.000"}))
+    laps = feed.end()
+    last = laps[-1]
+    assert (last.lap_time_ms, last.line_to_line_ms) == (None, 690_000)
+    assert [lap.lap_time_ms for lap in laps[:2]] == [90_000, 85_000]
+    # A race's pit stop (30 s entry to exit) leaves the out-lap timed.
+    race = Feed()
+    race.send(90_000, timing(44, NumberOfLaps=1, LastLapTime={"Value": "1:30.000"}))
+    race.send(178_000, timing(44, InPit=True))
+    race.send(180_000, timing(44, NumberOfLaps=2, LastLapTime={"Value": "1:30.000"}))
+    race.send(208_000, timing(44, InPit=False, PitOut=True))
+    race.send(295_000, timing(44, NumberOfLaps=3, LastLapTime={"Value": "1:55.000"}))
+    assert [lap.lap_time_ms for lap in race.end()] == [90_000, 90_000, 115_000]
+
+
+def test_a_later_crossings_time_does_not_replace_a_laps() -> None:
+    # The count never moved on after lap 2 (the car went to the garage); a quarter of an
+    # hour later the feed sends the time since that crossing: not a correction.
+    feed = Feed()
+    feed.send(90_000, timing(44, NumberOfLaps=1, LastLapTime={"Value": "1:30.000"}))
+    feed.send(180_000, timing(44, LastLapTime={"Value": "1:30.500"}))
+    feed.send(1_080_000, timing(44, LastLapTime={"Value": "15:00.000"}))
+    laps = feed.end()
+    assert laps[-1].lap_time_ms == 90_500
+    assert "later_crossing_time_ignored" in laps[-1].flags

@@ -329,7 +329,9 @@ class LapFitter:
     ) -> list[LapCompleted]:
         done: list[LapCompleted] = []
         if timing.closing is not None:
+            offset = timing.lap_offset
             done.extend(self._emit(driver, timing, timing.closing))
+            count -= timing.lap_offset - offset  # the lap closing was a pseudo-lap
         previous = timing.completed or 0
         stint = self.stints.current(driver)
         stint_number = stint.stint if stint else None
