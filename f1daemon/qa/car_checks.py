@@ -60,7 +60,6 @@ CarRecord = LapCompleted | PitStop | WeatherObserved
 KEYED_RULES = frozenset(
     {
         "range.lap_time",
-        "range.lap_time_unknown_status",
         "range.track_temperature",
         "range.air_temperature",
         "range.humidity",

@@ -6,6 +6,7 @@ Each checker takes a session's `SessionRecords` and yields its findings (see
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
@@ -39,42 +40,90 @@ def is_neutralised(lap: LapCompleted) -> bool:
     return not NEUTRALISED_STATUSES.isdisjoint(lap.track_statuses)
 
 
-def _out_of_range_laps(records: SessionRecords) -> Iterator[tuple[LapCompleted, float]]:
-    """Green laps, neither in- nor out-laps, timed outside 30-150 s; with the time in s."""
-    for lap in records.laps:
-        if lap.lap_time_ms is None or is_neutralised(lap) or lap.pit_in or lap.pit_out:
-            continue
-        if not 30_000 <= lap.lap_time_ms <= 150_000:
-            yield lap, lap.lap_time_ms / 1000
+# Longer than any session lasts (a race's two hours of racing, three with a
+# suspension): a lap time beyond it is not a time but a corrupt value.
+LONGEST_LAP_MS = 4 * 3_600_000
 
 
 def check_lap_time_range(rule: Rule, records: SessionRecords, _: QASettings) -> Iterator[Finding]:
-    for lap, seconds in _out_of_range_laps(records):
-        if lap.track_statuses:
+    # Only the impossible is quarantined: a slow lap (wet, a drive-through, traffic)
+    # is a true lap, for `plausibility.lap_time` to flag.
+    for lap in records.laps:
+        time = lap.lap_time_ms
+        if time is not None and time <= 0:
+            yield rule.finding(
+                lap_ref(lap), f"lap time {time} ms is not a time: the feed's LastLapTime is corrupt"
+            )
+        elif time is not None and time > LONGEST_LAP_MS:
             yield rule.finding(
                 lap_ref(lap),
-                f"lap time {seconds:.3f} s is outside 30-150 s on a green "
-                "lap that is neither an in- nor an out-lap: check the timing feed's "
-                "LastLapTime for this lap",
+                f"lap time {time / 1000:.3f} s is longer than any session lasts "
+                f"({LONGEST_LAP_MS // 3_600_000} h): the feed's LastLapTime is corrupt",
             )
 
 
-def check_lap_time_range_unknown_status(
-    rule: Rule, records: SessionRecords, _: QASettings
-) -> Iterator[Finding]:
-    # Without the track status (a session ingested without TrackStatus) a slow lap
-    # may well have been run behind the safety car: flagged, not quarantined.
-    for lap, seconds in _out_of_range_laps(records):
-        if not lap.track_statuses:
-            yield rule.finding(
-                lap_ref(lap),
-                f"lap time {seconds:.3f} s is outside 30-150 s, and the "
-                "track status during the lap is unknown (no TrackStatus): it may have been "
-                "run under a safety car, virtual safety car or red flag",
-            )
+# A green lap is judged against the session's own pace: the median of its green laps
+# so far (of every car), once there are enough of them to say.
+PLAUSIBLE_PACE = (0.85, 2.0)
+PACE_MIN_LAPS = 10
 
 
-# Real CarData carries throttle 104 (1,698 samples of the 2023 Monaco FP2 capture): the
+def is_green_racing_lap(lap: LapCompleted) -> bool:
+    """A timed lap at racing speed: not the first, not an in- or out-lap, not under a
+    neutralisation, with a time that is a time."""
+    time = lap.lap_time_ms
+    return (
+        time is not None
+        and 0 < time <= LONGEST_LAP_MS
+        and lap.lap > 1
+        and not lap.pit_in
+        and not lap.pit_out
+        and not is_neutralised(lap)
+    )
+
+
+def pace_order(lap: LapCompleted) -> tuple[int, int, int, int]:
+    """The order laps are judged in: as completed (every field breaks ties)."""
+    return (lap.session_time_ms, lap.driver, lap.lap, lap.lap_time_ms or 0)
+
+
+class PaceScan:
+    """The session's green lap times so far, in order; judges each next lap by them."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self._times: list[int] = []  # sorted
+
+    def judge(self, lap: LapCompleted) -> Finding | None:
+        """The finding on a lap (None: plausible or not judged); the lap then joins."""
+        time = lap.lap_time_ms
+        if time is None or not is_green_racing_lap(lap):
+            return None
+        finding = None
+        times = self._times
+        if len(times) >= PACE_MIN_LAPS:
+            middle = len(times) // 2
+            median = times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
+            low, high = PLAUSIBLE_PACE
+            if not low * median <= time <= high * median:
+                finding = self.rule.finding(
+                    lap_ref(lap),
+                    f"lap time {time / 1000:.3f} s is {time / median:.2f}x the session's median "
+                    f"green lap so far ({median / 1000:.3f} s, {len(times)} laps), outside "
+                    f"{low:g}-{high:g}x: a green lap this {'slow' if time > median else 'fast'} "
+                    "is unusual; check for a stop on track, a timing error or a lap from the "
+                    "pit lane",
+                )
+        bisect.insort(times, time)
+        return finding
+
+
+def check_lap_pace(rule: Rule, records: SessionRecords, _: QASettings) -> Iterator[Finding]:
+    scan = PaceScan(rule)
+    for lap in sorted(records.laps, key=pace_order):
+        finding = scan.judge(lap)
+        if finding is not None:
+            yield finding
 
 
 def weather_range_check(

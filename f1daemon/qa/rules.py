@@ -16,9 +16,9 @@ from f1daemon.qa.lap_rules import (
     check_deleted,
     check_duplicate_lap,
     check_lap_order,
+    check_lap_pace,
     check_lap_time_anomaly,
     check_lap_time_range,
-    check_lap_time_range_unknown_status,
     check_missing_lap_time,
     check_missing_sectors,
     check_pit_order,
@@ -108,17 +108,18 @@ __all__ = [
 RULES: tuple[Rule, ...] = (
     Rule(
         "range.lap_time",
-        1,
+        2,
         True,
-        "lap time within 30-150 s, except laps under SC/VSC/red and in- and out-laps",
+        "a lap time is a time: above zero and not longer than any session lasts (4 h)",
         check_lap_time_range,
     ),
     Rule(
-        "range.lap_time_unknown_status",
+        "plausibility.lap_time",
         1,
         False,
-        "lap time within 30-150 s, where the track status during the lap is unknown",
-        check_lap_time_range_unknown_status,
+        "a green lap's time within 0.85-2x the median of the session's green laps so far "
+        "(judged once there are 10)",
+        check_lap_pace,
     ),
     Rule(
         "range.speed",

@@ -33,6 +33,8 @@ from f1daemon.qa.records import (
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# Real CarData carries throttle 104 (1,698 samples of the 2023 Monaco FP2 capture): the
+# feed's value for a reading it does not have, not a corrupt sample. It is flagged.
 THROTTLE_UNAVAILABLE = 104
 
 

@@ -72,6 +72,7 @@ from f1daemon.qa.rules import (
     telemetry_detector,
     telemetry_samples,
 )
+from f1daemon.qa.session_checks import SESSION_RULES, SessionLapChecks
 
 # RecordQuarantined.source and .stream of what QA quarantines.
 QA_SOURCE = "qa"
@@ -139,7 +140,9 @@ class StreamingQA:
     ) -> None:
         self.session = session
         self.settings = settings or QASettings()
-        self._lap_rules = [r for r in rules if r.name not in TELEMETRY_RULES]
+        lap_side = [r for r in rules if r.name not in TELEMETRY_RULES]
+        self._lap_rules = [r for r in lap_side if r.name not in SESSION_RULES]
+        self._session_checks = SessionLapChecks(lap_side, self.settings)
         self._sample_rules = [r for r in rules if r.name in SAMPLE_RULES]
         self._context_rules = [r for r in rules if r.name in CONTEXT_RULES]
         self._anomaly_rule = next((r for r in rules if r.name == ANOMALY_RULE), None)
@@ -149,6 +152,7 @@ class StreamingQA:
         self._cars: dict[int | None, CarChecks] = {}
         self._latest: dict[RecordRef, Record] = {}
         self._verdicts: dict[RecordRef, _Verdict] = {}
+        self._session_changed: set[RecordRef] = set()  # by the session-wide rules
         self._releases: list[QuarantineReleased] = list(releases)
         self._states: list[SessionStateChanged] = []
         # Telemetry: counts, each car's latest sample, its findings, quarantined rows.
@@ -215,6 +219,7 @@ class StreamingQA:
     def findings(self) -> list[Finding]:
         """Every finding standing now (releases applied), in no particular order."""
         findings = [f for car in self._cars.values() for g in car.findings.values() for f in g]
+        findings.extend(f for group in self._session_checks.findings.values() for f in group)
         findings.extend(self._telemetry_findings)
         return findings
 
@@ -244,13 +249,16 @@ class StreamingQA:
             return set()
         car = None if isinstance(event, WeatherObserved) else event.driver
         self._car(car).add(event)
+        if isinstance(event, LapCompleted):
+            self._session_changed |= self._session_checks.add(event)
         if not isinstance(event, LapDeleted):
             self._latest[record_ref(event)] = event
         return {car}
 
     def _settle(self, cars: Iterable[int | None]) -> set[RecordRef]:
         """The records whose findings may have changed, the cars' findings up to date."""
-        return {ref for car in cars for ref in self._car(car).settle(self._releases)}
+        changed, self._session_changed = self._session_changed, set()
+        return changed | {ref for car in cars for ref in self._car(car).settle(self._releases)}
 
     def _verdicts_of(
         self, refs: Iterable[RecordRef]
@@ -264,7 +272,11 @@ class StreamingQA:
 
     def _car_findings(self, ref: RecordRef) -> list[Finding]:
         checks = self._cars.get(ref.driver)
-        return checks.findings.get(ref, []) if checks is not None else []
+        found = checks.findings.get(ref, []) if checks is not None else []
+        across = self._session_checks.findings.get(ref)
+        if not across:
+            return found
+        return apply_releases(sorted([*found, *across], key=Finding.sort_key), self._releases)
 
     def _emit(self, ref: RecordRef, event: Record) -> list[DerivedEvent]:
         """A record as it is now judged: itself (flagged) or its quarantine."""
