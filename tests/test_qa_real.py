@@ -17,10 +17,14 @@ from f1daemon.domain.events import (
     LapDeleted,
     RecordQuarantined,
 )
+from f1daemon.feed.pipeline import derive
 from f1daemon.projections.current import standing_anomalies
 from f1daemon.qa import Finding, QAReport, RecordRef, check_session
+from f1daemon.qa.lap_rules import is_neutralised
+from f1daemon.qa.verdicts import check_run
 from f1daemon.services.derivation import current_events, run_report
 from f1daemon.services.ingest import ingest_paths
+from f1daemon.sources.archive import read_messages, topic_files
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url
 from tests.conftest import record_check
@@ -31,6 +35,7 @@ MEXICO_2021_QUALIFYING = (
 )
 MONZA_2019_QUALIFYING = Path("livetiming") / "2019-09-08_Italian_Grand_Prix__2019-09-07_Qualifying"
 MONACO_2023_FP2_CAPTURE = Path("f1dash-signalr-2023_Monaco") / "fp2.txt"
+SHOOTOUT = "2023-04-30_Azerbaijan_Grand_Prix__2023-04-29_Sprint_Shootout"
 SESSIONS = [BAKU_2018_RACE, MEXICO_2021_QUALIFYING, MONZA_2019_QUALIFYING, MONACO_2023_FP2_CAPTURE]
 
 
@@ -145,34 +150,31 @@ def test_baku_2018_race_is_not_quarantined_and_its_findings_are_laps(
 def test_deletions_race_control_made_in_qualifying_are_flagged(
     checked: dict[Path, CheckedSession],
 ) -> None:
-    # Track limits in 2021 Mexico qualifying: car 47 lap 3 and car 22 lap 16.
+    # Track limits in 2021 Mexico qualifying: car 47 lap 2 and car 22 lap 15 (as
+    # FastF1 and OpenF1 number them).
     session = checked[MEXICO_2021_QUALIFYING]
     flagged = {f.record for f in findings_of(session, "race_control.deleted")}
     assert flagged == {
-        RecordRef("LapCompleted", driver=47, number=3),
-        RecordRef("LapCompleted", driver=22, number=16),
+        RecordRef("LapCompleted", driver=47, number=2),
+        RecordRef("LapCompleted", driver=22, number=15),
     }
     assert all("TRACK LIMITS" in f.reason for f in findings_of(session, "race_control.deleted"))
 
 
-def test_impossible_green_lap_times_are_quarantined_with_the_lap_as_derived(
+def test_laps_that_span_a_stay_in_the_garage_are_untimed_and_no_true_lap_is_quarantined(
     checked: dict[Path, CheckedSession],
 ) -> None:
-    # 2021 Mexico qualifying: two laps the feed timed at 644.106 s and 215.177 s,
-    # neither marked as an in- or out-lap nor run under a neutralisation.
+    # 2021 Mexico qualifying: the feed "timed" two laps at 644.106 s and 215.177 s. Each
+    # LastLapTime spans a stay in the garage: the time since the car last crossed the
+    # line, not a lap's. Kept as that (FastF1 and OpenF1 leave the laps untimed), and
+    # nothing is quarantined: QA removes only the impossible.
     session = checked[MEXICO_2021_QUALIFYING]
-    quarantined = {e.record: e for e in session.events if isinstance(e, RecordQuarantined)}
-    assert set(quarantined) == {"car 31 lap 9", "car 55 lap 16"}
-    assert session.report.quarantined == 2
-    for record, lap_time in (("car 31 lap 9", 644_106), ("car 55 lap 16", 215_177)):
-        event = quarantined[record]
-        assert (event.source, event.rule, event.topic) == ("qa", "range.lap_time", "LapCompleted")
-        assert event.reason.startswith(f"lap time {lap_time / 1000:.3f} s is outside 30-150 s")
-        lap = LapCompleted.model_validate_json(event.payload)  # the lap, kept whole
-        assert lap.lap_time_ms == lap_time
-    # ... and they are no longer in the lap table.
-    laps = {(e.driver, e.lap) for e in session.events if isinstance(e, LapCompleted)}
-    assert not laps & {(31, 9), (55, 16)}
+    laps = {(e.driver, e.lap): e for e in session.events if isinstance(e, LapCompleted)}
+    assert (laps[(31, 8)].lap_time_ms, laps[(31, 8)].line_to_line_ms) == (None, 644_106)
+    assert (laps[(55, 15)].lap_time_ms, laps[(55, 15)].line_to_line_ms) == (None, 215_177)
+    for path in SESSIONS:
+        assert checked[path].report.quarantined == 0, path
+        assert not [e for e in checked[path].events if isinstance(e, RecordQuarantined)]
 
 
 def test_telemetry_of_the_monaco_capture_is_checked(checked: dict[Path, CheckedSession]) -> None:
@@ -192,3 +194,34 @@ def test_telemetry_of_the_monaco_capture_is_checked(checked: dict[Path, CheckedS
     )
     assert len(by_rule["anomaly.telemetry"]) == 8
     assert all("(spike " in f.reason for f in by_rule["anomaly.telemetry"])
+
+
+def test_slow_green_laps_of_a_real_session_are_kept(testdata: Path) -> None:
+    # The 2023 Baku sprint shootout: 20 green laps of 150-200 s (cool-down and slow
+    # preparation laps between pushes). Real laps: none is quarantined, all are in
+    # the laps; the unusual among them are flagged, each with its reason.
+    folder = (
+        testdata / "livetiming" / "2023-04-30_Azerbaijan_Grand_Prix__2023-04-29_Sprint_Shootout"
+    )
+    derivation = derive("shootout", enumerate(read_messages(topic_files(folder)), start=1))
+    slow = {
+        (e.driver, e.lap)
+        for e in derivation.events
+        if isinstance(e, LapCompleted)
+        and e.lap_time_ms is not None
+        and 150_000 < e.lap_time_ms < 200_000
+        and not (e.pit_in or e.pit_out or is_neutralised(e))
+    }
+    assert len(slow) == 20
+    checked, report = check_run("shootout", derivation.events)
+    assert report.quarantined == 0
+    kept = {(e.driver, e.lap) for e in checked if isinstance(e, LapCompleted)}
+    assert slow <= kept
+    flags = [
+        e for e in checked if isinstance(e, AnomalyDetected) and e.rule == "plausibility.lap_time"
+    ]
+    assert all("the session's median green lap so far" in e.reason for e in flags)
+    record_check(
+        "2023-04-30_Azerbaijan_Grand_Prix/2023-04-29_Sprint_Shootout",
+        f"{len(slow)} slow green laps kept, {len(flags)} flagged as unusual for the session",
+    )
