@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import orjson
+import pandas
+import polars
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
@@ -38,7 +41,7 @@ def test_every_kind_exports_alike_in_every_format(
     kind: str, store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     session = SESSION_OF_KIND[kind]
-    outputs = {fmt: tmp_path / f"{kind}.{fmt}" for fmt in ("csv", "parquet", "json")}
+    outputs = {fmt: tmp_path / f"{kind}.{fmt}" for fmt in ("csv", "parquet", "json", "ndjson")}
     for fmt, path in outputs.items():
         argv = ["export", kind, "--session", session, "--format", fmt, "-o", str(path)]
         assert main([*argv, "--store", store]) == 0
@@ -53,6 +56,52 @@ def test_every_kind_exports_alike_in_every_format(
     assert json.loads(orjson.dumps(table.to_pylist(), option=orjson.OPT_UTC_Z)) == records
     options = pa_csv.ConvertOptions(column_types=table.schema, strings_can_be_null=True)
     assert pa_csv.read_csv(outputs["csv"], convert_options=options).cast(table.schema).equals(table)
+    lines = outputs["ndjson"].read_text().splitlines()
+    assert [json.loads(line) for line in lines] == records
+    # What notebooks read them with: polars and pandas, every file.
+    assert polars.read_parquet(outputs["parquet"]).height == table.num_rows
+    # (A column null in its first rows needs the whole file to infer its type.)
+    ndjson = polars.read_ndjson(outputs["ndjson"], infer_schema_length=None)
+    assert ndjson.height == table.num_rows
+    assert polars.read_json(outputs["json"], infer_schema_length=None).height == table.num_rows
+    assert polars.read_csv(outputs["csv"], infer_schema_length=None).height == table.num_rows
+    assert len(pandas.read_parquet(outputs["parquet"])) == table.num_rows
+    assert len(pandas.read_json(outputs["json"])) == table.num_rows
+    assert len(pandas.read_json(outputs["ndjson"], lines=True)) == table.num_rows
+    assert len(pandas.read_csv(outputs["csv"])) == table.num_rows
+
+
+def test_drivers_and_the_session_with_f1s_keys_join_the_laps_without_a_mapping(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {}
+    for kind in ("laps", "drivers", "sessions"):
+        files[kind] = tmp_path / f"{kind}.parquet"
+        argv = ["export", kind, "--session", MONZA_Q, "--format", "parquet", "-o", str(files[kind])]
+        assert main([*argv, "--store", store]) == 0
+    capsys.readouterr()
+    (session,) = pq.read_table(files["sessions"]).to_pylist()
+    assert (session["session_key"], session["meeting_key"]) == (5502, 1013)  # SessionInfo.Key
+    assert session["session_type"] == "Qualifying"
+    assert session["circuit_short_name"] == "Monza"
+    assert session["date_start"].isoformat() == "2019-09-07T13:00:00+00:00"  # 15:00 local
+    drivers = {d["driver"]: d for d in pq.read_table(files["drivers"]).to_pylist()}
+    assert len(drivers) == 20
+    assert (drivers[44]["name_acronym"], drivers[44]["team_name"]) == ("HAM", "Mercedes")
+    assert drivers[16]["last_name"] == "Leclerc"
+    # DuckDB joins the laps to the drivers on (session_key, driver): nothing to map.
+    connection = duckdb.connect()
+    connection.register("laps", connection.read_parquet(str(files["laps"])))
+    connection.register("drivers", connection.read_parquet(str(files["drivers"])))
+    joined = connection.execute(
+        "SELECT d.name_acronym, count(*) FROM laps JOIN drivers d USING (session_key, driver) "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    laps = pq.read_table(files["laps"])
+    assert sum(n for _, n in joined) == laps.num_rows
+    assert set(laps.column("driver_code").to_pylist()) == {
+        d["name_acronym"] for d in drivers.values()
+    }
 
 
 def test_neutralisations_have_the_columns_engineers_read(

@@ -29,6 +29,8 @@ EXPORT_KINDS = (
     "laps",
     "stints",
     "pits",
+    "drivers",
+    "sessions",
     "track-status",
     "neutralisations",
     "race-control",
@@ -147,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--format",
-        choices=["csv", "parquet", "json"],
+        choices=["csv", "parquet", "json", "ndjson"],
         default="csv",
         help="output format (default: csv)",
     )

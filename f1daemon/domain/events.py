@@ -569,6 +569,43 @@ class QualityChecked(Event):
     rules: tuple[RuleFindings, ...] = Field(description="Every rule run, with its findings.")
 
 
+class DriverListed(Timed):
+    """Who a racing number is in the session, as `DriverList` tells it (again when the
+    feed changes it). Names as OpenF1's `drivers`."""
+
+    driver: int = Field(description="Racing number.")
+    name_acronym: str | None = Field(default=None, description="Three-letter code, e.g. VER.")
+    first_name: str | None = Field(default=None, description="First name.")
+    last_name: str | None = Field(default=None, description="Last name.")
+    full_name: str | None = Field(default=None, description="Full name as the feed writes it.")
+    broadcast_name: str | None = Field(default=None, description="Name on the TV graphics.")
+    team_name: str | None = Field(default=None, description="Team.")
+    team_colour: str | None = Field(default=None, description="Team colour, hex RRGGBB.")
+    country_code: str | None = Field(default=None, description="Driver's country, if given.")
+    headshot_url: str | None = Field(default=None, description="Photo URL, if given.")
+
+
+class SessionDescribed(Timed):
+    """The session as `SessionInfo` describes it, with F1's own numeric keys. Names as
+    OpenF1's `sessions`; dates in UTC (the feed gives local time and its offset)."""
+
+    session_key: int | None = Field(default=None, description="F1's numeric session key.")
+    meeting_key: int | None = Field(default=None, description="F1's numeric meeting key.")
+    meeting_name: str | None = Field(default=None, description="E.g. Mexico City Grand Prix.")
+    session_name: str | None = Field(default=None, description="E.g. Qualifying, Practice 2.")
+    session_type: str | None = Field(default=None, description="Race, Qualifying, Practice…")
+    circuit_key: int | None = Field(default=None, description="F1's numeric circuit key.")
+    circuit_short_name: str | None = Field(default=None, description="Circuit, e.g. Monza.")
+    country_key: int | None = Field(default=None, description="F1's numeric country key.")
+    country_code: str | None = Field(default=None, description="Country code, e.g. MEX.")
+    country_name: str | None = Field(default=None, description="Country name.")
+    location: str | None = Field(default=None, description="City or area.")
+    date_start: datetime | None = Field(default=None, description="Scheduled start, UTC.")
+    date_end: datetime | None = Field(default=None, description="Scheduled end, UTC.")
+    gmt_offset: str | None = Field(default=None, description="Local time's offset, ±HH:MM:SS.")
+    year: int | None = Field(default=None, description="Season.")
+
+
 # What sources send: every message as received, or the line that could not be one.
 Fact = MessageReceived | RecordQuarantined
 # What a derivation reads: the facts and the operators' releases.
@@ -596,6 +633,8 @@ DerivedEvent = (
     | AnomalyCleared
     | QualityChecked
     | WeatherForecast
+    | DriverListed
+    | SessionDescribed
 )
 
 DERIVED_TYPES: tuple[type[Event], ...] = (
@@ -620,6 +659,8 @@ DERIVED_TYPES: tuple[type[Event], ...] = (
     AnomalyCleared,
     QualityChecked,
     WeatherForecast,
+    DriverListed,
+    SessionDescribed,
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (

@@ -32,6 +32,7 @@ from f1daemon.domain.events import (
     TrackStatusChanged,
 )
 from f1daemon.feed import forecast, weather
+from f1daemon.feed.identities import DriverRoster, SessionDescription
 from f1daemon.feed.laps import LapFitter
 from f1daemon.feed.messages import DigestedTiming, FeedMessage
 from f1daemon.feed.neutralisation import NeutralisationDetector
@@ -55,11 +56,14 @@ from f1daemon.feed.track_status import TrackStatusTracker
 # garage before the first pit exit); a lap time spanning a stay in the pits is the
 # lap's `line_to_line_ms`, not its time; the ST speed trap belongs to the lap in
 # progress; a later crossing's time does not replace a lap's.
-# A replayed message (same content, no later stamp) changes nothing.
+# A replayed message (same content, no later stamp) changes nothing. DriverList and
+# SessionInfo derived (`DriverListed`, `SessionDescribed`).
 PIPELINE_VERSION = "4.0.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
 MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})
+# Who the drivers are and what the session is.
+IDENTITY_TOPICS = frozenset({"SessionInfo", "DriverList"})
 # Topics decoded besides TimingData (the bulk of the feed, handled first).
 DECODED_TOPICS = MERGED_TOPICS | {"TimingAppData", "RaceControlMessages", "CarData.z", "Position.z"}
 
@@ -89,6 +93,8 @@ class Pipeline:
         self.race_control = RaceControl(self.session, self.laps.lap_with_time)
         self.session_status = SessionStatusTracker(self.session)
         self.neutralisation = NeutralisationDetector(self.session, self.time_base)
+        self.roster = DriverRoster(self.session)
+        self.description = SessionDescription(self.session)
 
     def on_fact(self, fact: FeedMessage) -> list[DerivedEvent]:
         """Derive what one fact tells; returns the events now complete.
@@ -132,10 +138,19 @@ class Pipeline:
         check = self.neutralisation.next_check_ms
         if check is not None and now >= check:
             derived.extend(self.neutralisation.tick(now))
-        if topic == "SessionInfo":
-            # Metadata: only its Type is read (races and sprints); unreadable is not a fault.
+        if topic in IDENTITY_TOPICS:
+            # Metadata: who the drivers are, what the session is (its Type also tells
+            # races and sprints apart); unreadable is not a fault.
             with contextlib.suppress(orjson.JSONDecodeError):
-                self.neutralisation.on_session_info(orjson.loads(fact.payload))
+                message = orjson.loads(fact.payload)
+                utc = fact.received_at or self.time_base.utc_at(now)
+                if topic == "SessionInfo":
+                    self.neutralisation.on_session_info(message)
+                    derived.extend(
+                        self.description.on_message(message, now, utc, keyframe=keyframe)
+                    )
+                else:
+                    derived.extend(self.roster.on_message(message, now, utc, keyframe=keyframe))
         elif topic in DECODED_TOPICS:
             utc = fact.received_at or self.time_base.utc_at(now)
             try:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from f1daemon.domain.events import (
     DerivedEvent,
+    DriverListed,
     Event,
     LapCompleted,
     LapDeleted,
@@ -33,6 +34,7 @@ from f1daemon.domain.events import (
     PositionBatch,
     PositionChanged,
     RaceControlMessage,
+    SessionDescribed,
     StintCompoundChanged,
     StintStarted,
     TelemetryBatch,
@@ -41,7 +43,7 @@ from f1daemon.domain.events import (
     WeatherObserved,
 )
 
-FORMATS = ("csv", "parquet", "json")
+FORMATS = ("csv", "parquet", "json", "ndjson")
 LIST_SEPARATOR = ";"
 
 _SCALAR_TYPES: dict[type, pa.DataType] = {
@@ -74,9 +76,16 @@ class Export:
     renames: dict[str, str] = field(default_factory=dict)
     # For batch events: the columns are the batch's own sample columns.
     exploded: bool = False
+    # Rows about a driver carry the session's key and the driver's code and team, so
+    # a join with `drivers` or OpenF1 needs no mapping.
+    per_driver: bool = False
 
     def columns(self) -> list[Column]:
         """The table's columns, in order."""
+        return [*self.own_columns(), *(JOINED_COLUMNS if self.per_driver else ())]
+
+    def own_columns(self) -> list[Column]:
+        """The columns from the event's own fields."""
         return [
             Column(
                 name=self.renames.get(name, name),
@@ -93,16 +102,39 @@ class Export:
         return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns()])
 
 
+JOINED_COLUMNS = (
+    Column("session_key", pa.int64(), True, "F1's numeric session key (SessionInfo).", ""),
+    Column("driver_code", pa.string(), True, "The driver's three-letter code.", ""),
+    Column("team", pa.string(), True, "The driver's team.", ""),
+)
+
 EXPORTS: dict[str, Export] = {
     export.name: export
     for export in (
-        Export("laps", LapCompleted, "One row per lap and driver, ordered by driver then lap."),
+        Export(
+            "laps",
+            LapCompleted,
+            "One row per lap and driver, ordered by driver then lap.",
+            per_driver=True,
+        ),
         Export(
             "stints",
             StintStarted,
             "One row per stint (set of tyres) and driver, with the compound as last reported.",
+            per_driver=True,
         ),
-        Export("pits", PitStop, "One row per pass through the pit lane."),
+        Export("pits", PitStop, "One row per pass through the pit lane.", per_driver=True),
+        Export(
+            "drivers",
+            DriverListed,
+            "One row per driver of the session, as DriverList last named them.",
+            per_driver=True,
+        ),
+        Export(
+            "sessions",
+            SessionDescribed,
+            "The session as SessionInfo last described it, with F1's numeric keys.",
+        ),
         Export("track-status", TrackStatusChanged, "One row per change of the track status."),
         Export(
             "neutralisations",
@@ -112,18 +144,25 @@ EXPORTS: dict[str, Export] = {
         ),
         Export("race-control", RaceControlMessage, "One row per race-control message."),
         Export("weather", WeatherObserved, "One row per weather observation."),
-        Export("positions", PositionChanged, "One row per change of a driver's running position."),
+        Export(
+            "positions",
+            PositionChanged,
+            "One row per change of a driver's running position.",
+            per_driver=True,
+        ),
         Export(
             "telemetry",
             TelemetryBatch,
             "One row per car telemetry sample (CarData.z).",
             exploded=True,
+            per_driver=True,
         ),
         Export(
             "car-positions",
             PositionBatch,
             "One row per car position sample (Position.z).",
             exploded=True,
+            per_driver=True,
         ),
     )
 }
@@ -137,9 +176,46 @@ def export_table(kind: str, events: Sequence[DerivedEvent]) -> pa.Table:
     rows = prepare(selected, events) if prepare else [e.model_dump() for e in selected]
     if export.exploded:
         rows = _explode(rows)
-    columns = export.columns()
+    columns = export.own_columns()
     data = {c.name: [_flat(row[c.source]) for row in rows] for c in columns}
+    if export.per_driver:
+        data.update(_joined(rows, events))
     return pa.table(data, schema=export.schema())
+
+
+def _latest_by_driver(events: Sequence[DerivedEvent]) -> dict[int, DriverListed]:
+    return {e.driver: e for e in events if isinstance(e, DriverListed)}
+
+
+def _session_key(events: Sequence[DerivedEvent]) -> int | None:
+    described = [e for e in events if isinstance(e, SessionDescribed)]
+    return described[-1].session_key if described else None
+
+
+def _joined(rows: list[dict[str, Any]], events: Sequence[DerivedEvent]) -> dict[str, list[Any]]:
+    """The session key, driver code and team of each row's driver."""
+    drivers = _latest_by_driver(events)
+    key = _session_key(events)
+    named = [drivers.get(row["driver"]) for row in rows]
+    return {
+        "session_key": [key] * len(rows),
+        "driver_code": [d.name_acronym if d else None for d in named],
+        "team": [d.team_name if d else None for d in named],
+    }
+
+
+def _one_per_driver(
+    listed: Sequence[Event], events: Sequence[DerivedEvent]
+) -> list[dict[str, Any]]:
+    """Each driver as last named, in racing-number order."""
+    latest = _latest_by_driver(events)
+    return [latest[driver].model_dump() for driver in sorted(latest)]
+
+
+def _latest_only(
+    described: Sequence[Event], events: Sequence[DerivedEvent]
+) -> list[dict[str, Any]]:
+    return [described[-1].model_dump()] if described else []
 
 
 def write_table(table: pa.Table, fmt: str, output: Path | None) -> None:
@@ -197,6 +273,8 @@ def stint_rows(stints: Sequence[Event], events: Sequence[DerivedEvent]) -> list[
 _PREPARE: dict[str, Callable[[Sequence[Event], Sequence[DerivedEvent]], list[dict[str, Any]]]] = {
     "laps": lap_rows,
     "stints": stint_rows,
+    "drivers": _one_per_driver,
+    "sessions": _latest_only,
 }
 
 
@@ -251,5 +329,8 @@ def _write(table: pa.Table, fmt: str, sink: BinaryIO) -> None:
     elif fmt == "json":
         sink.write(orjson.dumps(table.to_pylist(), option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z))
         sink.write(b"\n")
+    elif fmt == "ndjson":  # one row per line: what streaming readers and polars take
+        for row in table.to_pylist():
+            sink.write(orjson.dumps(row, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE))
     else:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")

@@ -30,7 +30,7 @@ import pyarrow as pa
 from f1daemon.domain.events import MessageReceived
 from f1daemon.feed.pipeline import PIPELINE_VERSION
 from f1daemon.projections.current import session_data
-from f1daemon.projections.exports import EXPORTS, FORMATS, export_table, write_table
+from f1daemon.projections.exports import EXPORTS, export_table, write_table
 from f1daemon.projections.features import FEATURES
 from f1daemon.store.eventlog import EventLog
 
@@ -48,6 +48,9 @@ RAW_SCHEMA = pa.schema(
         pa.field("payload", pa.string(), nullable=False),
     ]
 )
+
+# The lake's files per table (an export may also be NDJSON; the lake keeps these).
+LAKE_FORMATS = ("csv", "parquet", "json")
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def prune(root: Path, keep: int | None = None, older_than: timedelta | None = No
             too_old = older_than is not None and now - created > older_than
             if too_many or too_old:
                 version = manifest.name.removesuffix(".manifest.json")
-                for fmt in FORMATS:
+                for fmt in LAKE_FORMATS:
                     (folder / f"{version}.{fmt}").unlink(missing_ok=True)
                 manifest.unlink()
                 deleted.append(manifest)
@@ -150,7 +153,7 @@ def _tagged(table: pa.Table, session: str, version: str) -> pa.Table:
 def _write(folder: Path, version: str, table: pa.Table, positions: list[int]) -> LakeFile:
     layer, source, date = folder.parts[-3:]
     files = {}
-    for fmt in FORMATS:
+    for fmt in LAKE_FORMATS:
         path = folder / f"{version}.{fmt}"
         write_table(table, fmt, path)
         files[fmt] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
