@@ -38,7 +38,7 @@ async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         try:
             await writer.drain()
             data = await asyncio.wait_for(reader.read(4096), 0.3)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         except OSError:
             return "closed"
@@ -98,7 +98,7 @@ async def one(path: str, kind: str, outcomes: Counter[str]) -> None:
         return
     try:
         outcome = await asyncio.wait_for(KINDS[kind](reader, writer), READ_LIMIT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         outcome = "not closed by the daemon"
     except OSError:
         outcome = "closed"

@@ -25,6 +25,7 @@ import orjson
 import pytest
 
 from f1daemon.control.client import call
+from f1daemon.errors import UserError
 
 F1DAEMON = str(Path(sys.executable).with_name("f1daemon"))
 SYSTEM_PYTHON = "/usr/bin/python3"  # one that other users may run (the venv's may not be)
@@ -159,7 +160,7 @@ def wait_for_facts(path: Path) -> int:
     while time.monotonic() < deadline:
         try:
             reply = call(path, "status", [], timeout=5)
-        except Exception:  # noqa: BLE001 (not up yet)
+        except UserError:  # not up yet
             time.sleep(0.1)
             continue
         logged = reply["result"]["facts_logged"]
@@ -167,4 +168,3 @@ def wait_for_facts(path: Path) -> int:
             return logged
         time.sleep(0.1)
     raise AssertionError("the daemon did not start logging facts")
-
