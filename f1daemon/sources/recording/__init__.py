@@ -14,6 +14,10 @@ file name:
 The parser is sans-IO: `parse_recording` takes the file's bytes, `parse_lines` its
 lines, and returns a `Recording`: the outcome of every line and, from those, the facts
 to log (`Recording.facts`). `read_recording` is the only function that opens a file.
+The package: this module (the recording, its facts, its entry points, the session
+key), `lines` (what a line comes to: rules, kinds, outcomes), `framing` (a message's
+`[topic, data, utc]`, shared by both formats and the live client), `signalr` and
+`fastf1` (each format's lines).
 
 Every line ends as exactly one of (`LineOutcome`):
 
@@ -38,8 +42,9 @@ quarantine content that breaks their rules.
 
 Rules of `RecordQuarantined.rule`:
 
-* `framing.encoding` — the line is not UTF-8; or a `.z` topic's data is not a
-  (non-empty, strictly padded) base64 string.
+* `framing.encoding` — the line is not UTF-8 (its exact bytes are kept, base64, in
+  `payload_base64`; see `f1daemon.sources.line_bytes`); or a `.z` topic's data is not
+  a (non-empty, strictly padded) base64 string.
 * `framing.syntax` — not JSON (SignalR) / not a Python literal (FastF1). A reason
   starting `truncated:` means the line ends inside an open list, dict or string.
 * `framing.shape` — parsed, but not a frame: not a list (FastF1) / not an object
@@ -115,6 +120,7 @@ import orjson
 from f1daemon.domain.events import Fact, MessageReceived, RecordQuarantined
 from f1daemon.errors import UserError
 from f1daemon.sources.archive import SUFFIX as ARCHIVE_SUFFIX
+from f1daemon.sources.line_bytes import undecodable as undecodable_bytes
 from f1daemon.sources.recording.fastf1 import parse_fastf1_line
 from f1daemon.sources.recording.framing import frame_arguments, is_topic_name, parse_utc
 from f1daemon.sources.recording.lines import (
@@ -255,6 +261,7 @@ class Recording:
                     rule=outcome.rule,
                     reason=outcome.reason,
                     payload=outcome.text,
+                    payload_base64=outcome.payload_base64,
                 )
                 continue
             for message in outcome.messages:
@@ -334,12 +341,13 @@ def parse_recording(data: bytes, *, stream: str, fmt: RecordingFormat | None = N
     texts: list[str] = []
     undecodable: dict[int, Quarantined] = {}
     for number, raw in enumerate(_split(data), start=1):
-        try:
+        bad = undecodable_bytes(raw)
+        if bad is None:
             text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            text = raw.decode("utf-8", errors="replace")
+        else:
+            text = bad.text
             undecodable[number] = Quarantined(
-                number, ENCODING, f"not UTF-8: {error.reason} at byte {error.start + 1}", None, text
+                number, ENCODING, bad.reason, None, text, payload_base64=bad.payload_base64
             )
         if number == 1 and text.startswith(_BOM):
             text = text[1:]

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-# Rules of RecordQuarantined.rule (see the module's docstring).
-ENCODING = "framing.encoding"
+from f1daemon.sources import line_bytes
+
+# Rules of RecordQuarantined.rule (see the package's docstring).
+ENCODING = line_bytes.ENCODING  # shared with the archive files' reader
 SYNTAX = "framing.syntax"
 SHAPE = "framing.shape"
 MISSING_FIELD = "framing.missing_field"
@@ -59,6 +61,7 @@ class Quarantined:
     reason: str
     topic: str | None
     text: str
+    payload_base64: str | None = None  # the line's bytes, when they are not UTF-8
 
 
 @dataclass(frozen=True)
