@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from f1daemon.domain.events import MessageReceived
+from f1daemon.domain.events import Fact
 from f1daemon.feed.pipeline import derive
 from f1daemon.sources.archive import read_facts, read_messages, topic_files
 from f1daemon.store.eventlog import APPEND_BATCH, EventLog
@@ -83,14 +83,14 @@ def _row(label: str, seconds: float, count: int, unit: str, note: str = "") -> N
     print(f"  {label:<36} {seconds * 1000:8.1f} ms  {rate}  {note}".rstrip())
 
 
-def _append_to_log(path: Path, facts: list[MessageReceived]) -> float:
+def _append_to_log(path: Path, facts: list[Fact]) -> float:
     with EventLog(parse_store_url(f"sqlite:///{path}")) as log:
         start = time.perf_counter()
         log.append_facts(facts)
         return time.perf_counter() - start
 
 
-def _append_raw(path: Path, facts: list[MessageReceived]) -> float:
+def _append_raw(path: Path, facts: list[Fact]) -> float:
     connection = sqlite3.connect(path)
     connection.execute(
         "CREATE TABLE facts (stream TEXT, sequence INTEGER, state BLOB,"

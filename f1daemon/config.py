@@ -71,9 +71,22 @@ class ControlSettings(_Section):
     mode: int = Field(default=0o660, ge=0, le=0o777, description="The socket's file mode.")
     max_line_bytes: int = Field(default=64 * 1024, ge=64, description="Longest request line.")
     client_timeout_s: float = Field(
-        default=30.0, gt=0, description="A client silent this long is disconnected."
+        default=30.0,
+        gt=0,
+        description="A client silent (or not taking its reply) this long is disconnected.",
     )
-    max_clients: int = Field(default=16, ge=1, description="Connections served at once.")
+    request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request line must be complete this long after its first byte, "
+        "however slowly it trickles in.",
+    )
+    max_clients: int = Field(
+        default=16,
+        ge=1,
+        description="Connections served at once; root and the daemon's own user have "
+        "one more, kept for them.",
+    )
     allowed_uids: tuple[int, ...] = Field(
         default=(), description="Peers allowed besides root and the daemon's own user."
     )

@@ -51,17 +51,56 @@ class PgCluster:
     workdir: Path
     port: int = field(default_factory=free_port)
     run_as: list[str] = field(default_factory=list)
+    # A password for the superuser: TCP logins must give it (SCRAM); without one, trust.
+    password: str | None = None
+    # Serve TCP over SSL only (a self-signed certificate, `certificate`), refusing the rest.
+    ssl_only: bool = False
 
     @property
     def data(self) -> Path:
         return self.workdir / "data"
 
-    def url(self, database: str = DATABASE) -> str:
-        """The postgresql:// URL of a database on this cluster."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    @property
+    def certificate(self) -> Path:
+        """The server's self-signed certificate (CN 127.0.0.1), when `ssl_only`."""
+        return self.workdir / "server.crt"
+
+    def url(self, database: str = DATABASE, *, password: str | None = None) -> str:
+        """The postgresql:// URL of a database on this cluster (with a password, if given)."""
+        login = SUPERUSER if password is None else f"{SUPERUSER}:{password}"
+        return f"postgresql://{login}@127.0.0.1:{self.port}/{database}"
 
     def initdb(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8")
+        auth = ["--auth=trust"]
+        if self.password is not None:
+            pwfile = self.workdir / "pwfile"
+            pwfile.write_text(self.password, encoding="utf-8")
+            self._own(pwfile)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, *auth, "-E", "UTF8")
+        if self.ssl_only:
+            method = "trust" if self.password is None else "scram-sha-256"
+            hba = self.data / "pg_hba.conf"
+            hba.write_text(
+                "local all all trust\n"
+                f"hostssl all all 127.0.0.1/32 {method}\n"
+                "hostnossl all all 127.0.0.1/32 reject\n",
+                encoding="utf-8",
+            )
+            self._own(hba)
+            key = self.workdir / "server.key"
+            subprocess.run(
+                ["openssl", "req", "-new", "-x509", "-days", "2", "-nodes", "-subj",
+                 "/CN=127.0.0.1", "-keyout", str(key), "-out", str(self.certificate)],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+            key.chmod(0o600)
+            self._own(key)
+            self._own(self.certificate)
+
+    def _own(self, path: Path) -> None:
+        if self.run_as:  # the server's user must read what it is given
+            shutil.chown(path, user="postgres")
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections (pg_ctl -w)."""
@@ -69,6 +108,11 @@ class PgCluster:
             f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 "
             "-c fsync=on -c max_connections=50"
         )
+        if self.ssl_only:
+            options += (
+                f" -c ssl=on -c ssl_cert_file={self.certificate}"
+                f" -c ssl_key_file={self.workdir / 'server.key'}"
+            )
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.workdir / "server.log"), "-w",
             "-o", options, "start",
@@ -79,7 +123,10 @@ class PgCluster:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def createdb(self, database: str = DATABASE) -> None:
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, database)
+        # Over the Unix socket (trusted): TCP may want a password or SSL.
+        self._run(
+            "createdb", "-h", str(self.workdir), "-p", str(self.port), "-U", SUPERUSER, database
+        )
 
     def _run(self, program: str, *args: str) -> None:
         subprocess.run(
@@ -92,7 +139,9 @@ class PgCluster:
 
 
 @contextmanager
-def private_cluster(pg_bin: Path) -> Iterator[PgCluster]:
+def private_cluster(
+    pg_bin: Path, *, password: str | None = None, ssl_only: bool = False
+) -> Iterator[PgCluster]:
     """A started cluster with an empty database `DATABASE`; stopped and removed afterwards."""
     run_as: list[str] = []
     # Not pytest's tmp_path: it is private to root, and the server runs as postgres.
@@ -103,7 +152,9 @@ def private_cluster(pg_bin: Path) -> Iterator[PgCluster]:
             subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
         shutil.chown(workdir, user="postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
-    cluster = PgCluster(bin=pg_bin, workdir=workdir, run_as=run_as)
+    cluster = PgCluster(
+        bin=pg_bin, workdir=workdir, run_as=run_as, password=password, ssl_only=ssl_only
+    )
     try:
         cluster.initdb()
         cluster.start()

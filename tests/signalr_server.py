@@ -54,6 +54,7 @@ import orjson
 import trio
 import trio_websocket
 
+from f1daemon.domain.events import MessageReceived
 from f1daemon.feed.state import JSON, merge
 from f1daemon.feed.timebase import establish
 from f1daemon.sources.archive import read_facts, topic_files
@@ -191,7 +192,9 @@ class ReplayHub:
         """An archive session's messages as the live feed would have sent them: no
         snapshot (each topic's first message is its state, as in the archive), each
         message stamped with the session's time base plus its offset."""
-        facts = sorted(read_facts("archive", topic_files(folder)), key=lambda f: f.offset_ms or 0)
+        read = read_facts("archive", topic_files(folder))
+        messages = [f for f in read if isinstance(f, MessageReceived)]  # lines that are UTF-8
+        facts = sorted(messages, key=lambda f: f.offset_ms or 0)
         t0 = establish(facts).t0 or datetime(2000, 1, 1, tzinfo=UTC)
         feed = [
             (

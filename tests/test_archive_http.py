@@ -81,7 +81,8 @@ def policy(attempts: int = 4, timeout: float = 5.0) -> RetryPolicy:
 def local_facts(livetiming: Path, key: str) -> list[MessageReceived]:
     """What ingesting the session's folder from disk gives."""
     folder = livetiming / key.replace("/", "__")
-    return list(read_facts(session_key_for(folder), topic_files(folder)))
+    facts = read_facts(session_key_for(folder), topic_files(folder))
+    return [f for f in facts if isinstance(f, MessageReceived)]  # every line is UTF-8
 
 
 async def run(

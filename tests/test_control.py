@@ -8,6 +8,7 @@ import pwd
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,11 +16,12 @@ from pathlib import Path
 import orjson
 import pytest
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from f1daemon.control.protocol import ProtocolError, Request, parse_request
-from f1daemon.control.server import ControlLimits, ControlServer
+from f1daemon.control.server import ControlLimits, ControlServer, SocketInUseError
 
 
 async def echo_handler(request: Request) -> object:
@@ -144,8 +146,12 @@ async def test_too_many_clients_are_told_to_retry(server: ControlServer) -> None
     held = [await connect(server) for _ in range(4)]
     for stream in held:  # each is being served
         assert (await ask(stream, b'{"command": "status"}\n') or {})["ok"] is True
+    # This test's user is the server's own: it has the slot kept for operators too.
+    kept = await connect(server)
+    assert (await ask(kept, b'{"command": "status"}\n') or {})["ok"] is True
     extra = await connect(server)
     assert await read_line(extra) == {"ok": False, "error": "too many clients; retry"}
+    assert server.clients == 5
 
 
 async def test_a_stale_socket_is_replaced(tmp_path: Path) -> None:
@@ -206,6 +212,188 @@ async def test_peers_are_checked_with_so_peercred() -> None:
         assert orjson.loads(allowed.stdout)["ok"] is True
         nursery.cancel_scope.cancel()
     shutil.rmtree(folder)
+
+
+NOBODY_AVAILABLE = (
+    os.geteuid() == 0 and shutil.which("runuser") is not None and Path(SYSTEM_PYTHON).exists()
+)
+needs_nobody = pytest.mark.skipif(
+    not NOBODY_AVAILABLE,
+    reason="needs root, runuser and a system python3 to connect as another user",
+)
+
+
+def nobody_folder() -> Path:
+    """A folder user nobody can reach (pytest's temporary folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="f1daemon-ctl-"))
+    os.chmod(folder, 0o755)  # noqa: S103 (user nobody must reach the socket)
+    return folder
+
+
+def as_nobody(script: str, *args: str) -> list[str]:
+    return ["runuser", "-u", "nobody", "--", SYSTEM_PYTHON, "-c", script, *args]
+
+
+# Connects COUNT times and closes each connection at once, without reading anything.
+CONNECT_AND_CLOSE = (
+    "import socket, sys\n"
+    "for _ in range(int(sys.argv[2])):\n"
+    "    s = socket.socket(socket.AF_UNIX)\n"
+    "    s.connect(sys.argv[1])\n"
+    "    s.close()\n"
+)
+
+
+@needs_nobody
+async def test_refused_peers_that_close_at_once_leave_the_server_serving() -> None:
+    """A refused peer gone before its refusal is sent (another uid, or one client too
+    many) ends its own connection, not the server."""
+    folder = nobody_folder()
+    control = ControlServer(
+        folder / "ctl.sock", echo_handler, ControlLimits(max_clients=2), mode=0o666
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(control.serve)
+            # Another uid, not allowed: refused, and gone before the refusal is sent.
+            await trio.run_process(as_nobody(CONNECT_AND_CLOSE, str(control.path), "300"))
+            # One client too many: every slot (the operators' one too) is held by us.
+            held = [await trio.open_unix_socket(str(control.path)) for _ in range(3)]
+            for stream in held:
+                assert (await ask(stream, b'{"command": "status"}\n') or {})["ok"] is True
+            uid = pwd.getpwnam("nobody").pw_uid
+            control.limits = ControlLimits(max_clients=2, allowed_uids=frozenset({uid}))
+            await trio.run_process(as_nobody(CONNECT_AND_CLOSE, str(control.path), "300"))
+            for stream in held:
+                await stream.aclose()
+            await trio.testing.wait_all_tasks_blocked()  # the server saw them close
+            assert control.clients == 0
+            async with await trio.open_unix_socket(str(control.path)) as stream:
+                assert (await ask(stream, b'{"command": "status"}\n') or {})["ok"] is True
+            nursery.cancel_scope.cancel()
+    finally:
+        shutil.rmtree(folder)
+
+
+# Opens COUNT connections, has each served once (a status), then holds them silently
+# until its stdin closes.
+HOLD_SLOTS = (
+    "import socket, sys\n"
+    "held = []\n"
+    "for _ in range(int(sys.argv[2])):\n"
+    "    s = socket.socket(socket.AF_UNIX)\n"
+    "    s.connect(sys.argv[1])\n"
+    '    s.sendall(b\'{"command": "status"}\\n\')\n'
+    "    assert b'\"ok\": true' in s.recv(4096).replace(b'\"ok\":true', b'\"ok\": true')\n"
+    "    held.append(s)\n"
+    "print('held', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+@needs_nobody
+async def test_the_operator_keeps_a_slot_that_other_clients_cannot_take() -> None:
+    folder = nobody_folder()
+    uid = pwd.getpwnam("nobody").pw_uid
+    limits = ControlLimits(max_clients=3, client_timeout_s=60, allowed_uids=frozenset({uid}))
+    control = ControlServer(folder / "ctl.sock", echo_handler, limits, mode=0o666)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(control.serve)
+            holder = await trio.lowlevel.open_process(
+                as_nobody(HOLD_SLOTS, str(control.path), "3"),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            assert holder.stdout is not None
+            assert holder.stdin is not None
+            with trio.fail_after(20):
+                assert (await holder.stdout.receive_some(100)).strip() == b"held"
+            assert control.clients == 3
+            # Every ordinary slot is held: another nobody is told to retry ...
+            refused = await trio.run_process(
+                as_nobody(ONE_STATUS, str(control.path)), capture_stdout=True
+            )
+            assert orjson.loads(refused.stdout)["error"] == "too many clients; retry"
+            # ... and root (the server's own user here) is served in the kept slot.
+            with trio.fail_after(1):
+                async with await trio.open_unix_socket(str(control.path)) as stream:
+                    assert (await ask(stream, b'{"command": "status"}\n') or {})["ok"] is True
+            await holder.stdin.aclose()
+            await holder.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        shutil.rmtree(folder)
+
+
+ONE_STATUS = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_UNIX)\n"
+    "s.connect(sys.argv[1])\n"
+    's.sendall(b\'{"command": "status"}\\n\')\n'
+    "print(s.recv(4096).decode().strip())\n"
+)
+
+
+async def test_a_trickled_request_line_must_be_complete_within_its_deadline(
+    tmp_path: Path,
+) -> None:
+    """A byte every 0.1 s never trips the idle timeout (0.5 s); the line's own deadline
+    (1 s from its first byte) ends it."""
+    limits = ControlLimits(client_timeout_s=0.5, request_timeout_s=1.0, max_clients=1)
+    control = ControlServer(tmp_path / "ctl.sock", echo_handler, limits)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(control.serve)
+        async with await trio.open_unix_socket(str(control.path)) as stream:
+            began = trio.current_time()
+            request = b'{"command": "status"}' + b" " * 1000 + b"\n"
+            with trio.fail_after(5):
+                try:
+                    for byte in request:
+                        await stream.send_all(bytes([byte]))
+                        await trio.sleep(0.1)
+                except trio.BrokenResourceError:
+                    pass  # the server closed: the reply is read below
+                reply = await read_line(stream)
+            assert reply == {
+                "ok": False,
+                "error": "request line not complete within 1 s; closing",
+            }
+            assert 0.9 < trio.current_time() - began < 2.5
+        # Its slot is free again (max_clients is 1 and this user has the kept slot too:
+        # two at once must be served).
+        first = await connect(control)
+        second = await connect(control)
+        for stream in (first, second):
+            assert (await ask(stream, b'{"command": "status"}\n') or {})["ok"] is True
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_live_socket_is_never_replaced_or_removed(tmp_path: Path) -> None:
+    path = tmp_path / "ctl.sock"
+    first = ControlServer(path, echo_handler, ControlLimits())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(first.serve)
+        second = ControlServer(path, echo_handler, ControlLimits())
+        with pytest.raises(SocketInUseError) as refused, trio.fail_after(5):
+            await second.serve()
+        # One line naming the running one (this process: both servers are ours here).
+        assert str(refused.value) == (
+            f"{path}: f1daemon (pid {os.getpid()}) is already serving this control socket; "
+            "stop it first, or give this one another [control] socket"
+        )
+        second.close()
+        assert stat.S_ISSOCK(path.lstat().st_mode)
+        async with await trio.open_unix_socket(str(path)) as stream:
+            assert (await ask(stream, b'{"command": "status"}\n') or {})["ok"] is True
+        # The path taken over by another socket: on its way out the first server
+        # leaves that one alone.
+        path.unlink()
+        other = socket.socket(socket.AF_UNIX)
+        other.bind(str(path))
+        nursery.cancel_scope.cancel()
+    assert stat.S_ISSOCK(path.lstat().st_mode)
+    other.close()
 
 
 json_values = st.recursive(

@@ -330,6 +330,34 @@ def test_malformed_control_traffic_leaves_the_daemon_serving(daemon: RunningDaem
     assert daemon.process.wait(timeout=60) == 0
 
 
+def test_a_second_daemon_on_the_same_socket_leaves_the_first_serving(
+    daemon: RunningDaemon,
+) -> None:
+    """The operator starts `f1daemon run` twice with one configuration: the second
+    exits with one line naming the first, and neither on its way in nor on its way out
+    removes the first's socket."""
+    daemon.wait_notification("READY=1")
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "F1DAEMON_STORE")}
+    second = subprocess.run(
+        [F1DAEMON, "run", "--config", str(daemon.config_path)],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 2
+    assert second.stderr.decode() == (
+        f"f1daemon: error: {daemon.socket_path}: f1daemon (pid {daemon.process.pid}) is "
+        "already serving this control socket; stop it first, or give this one another "
+        "[control] socket\n"
+    )
+    assert daemon.socket_path.is_socket()
+    assert daemon.result("status")["pid"] == daemon.process.pid
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(timeout=60) == 0
+    assert not daemon.socket_path.exists()  # the first removes its own
+
+
 def source(daemon: RunningDaemon, name: str) -> dict[str, Any]:
     sources = daemon.result("sources")
     assert isinstance(sources, list)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import sys
 import traceback
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
@@ -31,9 +33,13 @@ from f1daemon.sources.forecast import (
     parse_openweathermap,
 )
 from f1daemon.sources.http_fetch import RetryPolicy, redact_url
+from f1daemon.store.eventlog import EventLog
+from f1daemon.store.url import parse_store_url
 from tests.http_servers import (
     OPEN_METEO_START,
     Fault,
+    Handler,
+    Response,
     TestServer,
     open_meteo,
     open_meteo_value,
@@ -43,6 +49,7 @@ from tests.http_servers import (
 )
 
 KEY = "0123456789abcdef0123456789abcdef"
+F1DAEMON = str(Path(sys.executable).with_name("f1daemon"))
 FAST = RetryPolicy(
     attempts=4, backoff=Backoff(initial=0.5, factor=2.0, cap=4.0, jitter=0.2), timeout=2.0
 )
@@ -258,6 +265,55 @@ async def test_openweathermap_rows_and_the_key_never_shows(
     assert "appid=***" in shown
     assert KEY not in shown
     assert len(server.requests) == 3  # 502 retried, 401 not
+
+
+def echoing_error(status: int) -> Handler:
+    """An error page that echoes the request, as proxies' and some APIs' do."""
+
+    def handle(path: str, query: dict[str, str], raw_query: str) -> Response:
+        body = f"<html><p>{status}: GET {path}?{raw_query} failed</p><p>appid={query['appid']}</p>"
+        return Response(status, body.encode(), content_type="text/html")
+
+    return handle
+
+
+@pytest.mark.parametrize("status", [401, 502])
+async def test_an_error_body_that_echoes_the_key_is_stored_without_it(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    status: int,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with serve(echoing_error(status)) as server, httpx.AsyncClient() as http:
+        with pytest.raises(ForecastError) as caught:
+            await owm(server, http).fetch(SILVERSTONE)
+    assert server.requests[0].query["appid"] == KEY
+    quarantined = caught.value.quarantined
+    assert quarantined is not None
+    assert quarantined.payload == (
+        f"<html><p>{status}: GET /data/2.5/forecast?lat=52.0786&lon=-1.01694&appid=***"
+        "&units=metric failed</p><p>appid=***</p>"
+    )
+    assert KEY not in quarantined.reason
+    assert not [r for r in caplog.records if KEY in r.getMessage()]
+    # Stored as the daemon stores it, then shown to an operator: no key.
+    store = f"sqlite:///{tmp_path / 'events.db'}"
+    with EventLog(parse_store_url(store)) as log:
+        log.register_session(quarantined.session, "test")
+        log.append_facts([quarantined])
+    env = {k: v for k, v in os.environ.items() if k != "F1DAEMON_STORE"}
+    listed = await trio.run_process(
+        [F1DAEMON, "quarantine", "list", "--format", "json", "--store", store],
+        capture_stdout=True, env=env,
+    )  # fmt: skip
+    (entry,) = json.loads(listed.stdout)
+    shown = await trio.run_process(
+        [F1DAEMON, "quarantine", "show", str(entry["id"]), "--store", store],
+        capture_stdout=True, capture_stderr=True, env=env,
+    )  # fmt: skip
+    assert b"appid=***" in shown.stdout
+    assert KEY.encode() not in listed.stdout + shown.stdout + shown.stderr
 
 
 def test_redact_url() -> None:

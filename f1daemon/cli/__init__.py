@@ -522,7 +522,16 @@ def _speed(text: str) -> float:
 
 def _verify(args: argparse.Namespace) -> int:
     from f1daemon.services.derivation import resolve_session, run_states, verify_run
+    from f1daemon.store.faults import StoreFault, damage_line, sqlite_damage
+    from f1daemon.store.url import parse_store_url, resolve_store_url
 
+    # The file first: a damaged page is named here (SQLite's integrity check), where
+    # reading the log would only say that some page is malformed.
+    store = parse_store_url(resolve_store_url(args.store))
+    if store.sqlite_path is not None and store.sqlite_path.is_file():
+        problems = sqlite_damage(store.sqlite_path)
+        if problems:
+            raise StoreFault(damage_line(store, problems))
     failures = checked = 0
     with _open_log(args.store) as log:
         sessions = [resolve_session(log, args.session)] if args.session else log.sessions()

@@ -208,6 +208,13 @@ def _describe(entry: Quarantined) -> str:
     except orjson.JSONDecodeError:
         payload = event.payload
     lines.append(payload)
+    if event.payload_base64 is not None:
+        # The line was not UTF-8: the text above has U+FFFD where bytes were; these
+        # are the bytes as received (`base64 -d` gives them back).
+        lines += [
+            "payload bytes (base64; the text above shows them as UTF-8 could)",
+            event.payload_base64,
+        ]
     if entry.stage == "qa":
         lines.append(f"\nrelease with: f1daemon quarantine release {entry.position} --reason …")
     return "\n".join(lines)

@@ -149,13 +149,20 @@ class Daemon:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> int:
         """Run until SIGTERM/SIGINT or `shutdown`; return the exit status."""
         store = parse_store_url(self.config.store_url)
-        self.notifier.status(f"opening {store.redacted}")
-        self.log = await trio.to_thread.run_sync(self._open_log, store)
+        # The control socket is claimed first: a second daemon given the same socket
+        # stops here (one line naming the first's pid), before it opens the store.
+        self.control = self._control_server()
+        self.control.bind()
         try:
-            return await self._run_open(self.log, task_status)
+            self.notifier.status(f"opening {store.redacted}")
+            self.log = await trio.to_thread.run_sync(self._open_log, store)
+            try:
+                return await self._run_open(self.log, task_status)
+            finally:
+                self._metrics_service.stop_server()
+                await trio.to_thread.run_sync(self.log.close)
         finally:
-            self._metrics_service.stop_server()
-            await trio.to_thread.run_sync(self.log.close)
+            self.control.close()
 
     async def _run_open(self, event_log: EventLog, task_status: trio.TaskStatus[None]) -> int:
         writer = self.writer = StoreWriter(
@@ -172,8 +179,7 @@ class Daemon:
             background = trio.CancelScope()
             nursery.start_soon(self._background, background)
             self.metrics_port = self._metrics_service.start_server(self.config.metrics)
-            self.control = self._control_server()
-            await nursery.start(self.control.serve)
+            await nursery.start(_running(self.control, "the control server").serve)
             for settings, feed in self._configured_feeds():
                 await self.start_source(settings, feed)
             self.state = "running"
@@ -333,6 +339,7 @@ class Daemon:
         return ControlLimits(
             max_line_bytes=settings.max_line_bytes,
             client_timeout_s=settings.client_timeout_s,
+            request_timeout_s=settings.request_timeout_s,
             max_clients=settings.max_clients,
             allowed_uids=frozenset(settings.allowed_uids),
             allowed_gids=frozenset(settings.allowed_gids),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class Event(BaseModel):
@@ -68,12 +68,29 @@ class RecordQuarantined(Event):
     topic: str | None = Field(description="Feed topic, when it could be read.")
     rule: str = Field(description="The rule it broke, e.g. `framing.syntax`.")
     reason: str = Field(description="Why, in words an operator can act on.")
-    payload: str = Field(description="The input exactly as received.")
+    payload: str = Field(
+        description="The input exactly as received (when it is not UTF-8: as text, with "
+        "U+FFFD for the bytes that are not, and the bytes in `payload_base64`)."
+    )
     record: str | None = Field(
         default=None,
         description="QA quarantine only: the derived record, e.g. `car 44 lap 12` "
         "(`payload` is then the record as derived, in JSON).",
     )
+    payload_base64: str | None = Field(
+        default=None,
+        description="The input's exact bytes, base64-encoded, when they are not valid "
+        "UTF-8 (a text `payload` cannot hold them); null otherwise.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_bytes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Stored events are compared byte for byte (verify, digests): an event without
+        # bytes serialises as it did before the field existed.
+        data: dict[str, Any] = handler(self)
+        if data.get("payload_base64") is None:
+            data.pop("payload_base64", None)
+        return data
 
 
 class TimeBaseEstablished(Event):

@@ -30,7 +30,7 @@ class SessionIngest:
     appended: int  # messages appended
     already_logged: int  # facts (messages or quarantined lines) that were logged before
     derivation: DerivationCompleted | None  # None when nothing needed deriving again
-    quarantined: int = 0  # quarantined lines appended (recordings only)
+    quarantined: int = 0  # quarantined lines appended (archive files: lines not UTF-8)
     recordings: tuple[RecordingReport, ...] = ()  # what each recording's lines came to
 
 
@@ -94,7 +94,8 @@ def ingest_session(
     appended = already = quarantined = 0
     if files:
         result = log.append_facts(read_facts(session, files))
-        appended, already = result.appended, result.already_logged
+        appended, already = result.appended - result.quarantined, result.already_logged
+        quarantined = result.quarantined  # lines that are not UTF-8
     for recording in recordings:
         result = log.append_facts(recording.facts(session))
         already += result.already_logged

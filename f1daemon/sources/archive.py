@@ -6,6 +6,11 @@ saved by other tools may have neither. Splitting is done natively.
 
 A session folder's topics are merged into one stream in offset order, so that the
 decoders see the messages in the order the feed sent them.
+
+A line that is not UTF-8 is no message: it is a `RecordQuarantined` fact
+(`framing.encoding`) with its exact bytes in `payload_base64` (see
+`f1daemon.sources.line_bytes`); a derivation in memory passes over it as the
+derivation from the facts does.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from f1daemon._native import digest_timing_stream, split_json_stream
-from f1daemon.domain.events import MessageReceived
+from f1daemon.domain.events import Fact, MessageReceived, RecordQuarantined
 from f1daemon.errors import UserError
 from f1daemon.feed.messages import DigestedTiming, FeedMessage, RawMessage
+from f1daemon.sources.line_bytes import ENCODING, UndecodableLine, undecodable
 
 SOURCE = "archive"
 SUFFIX = ".jsonStream"
@@ -56,12 +62,17 @@ def session_key_for(path: Path) -> str:
     return folder.resolve().name.replace("__", "/")
 
 
-def read_facts(session: str, files: Sequence[TopicFile]) -> Iterator[MessageReceived]:
-    """Every line of the files as a `MessageReceived`, merged in offset order."""
+def read_facts(session: str, files: Sequence[TopicFile]) -> Iterator[Fact]:
+    """Every line of the files as a fact (a `MessageReceived`, or a `RecordQuarantined`
+    for a line that is not UTF-8), merged in offset order."""
     streams = [_file_facts(session, f) for f in files]
     # An undated line is let out as soon as it heads its file, so it keeps its place
     # after the line before it.
-    yield from heapq.merge(*streams, key=lambda fact: fact.offset_ms or 0)
+    yield from heapq.merge(*streams, key=_offset_or_0)
+
+
+def _offset_or_0(fact: Fact) -> int:
+    return (fact.offset_ms if isinstance(fact, MessageReceived) else None) or 0
 
 
 def read_messages(files: Sequence[TopicFile]) -> Iterator[FeedMessage]:
@@ -78,20 +89,43 @@ def read_messages(files: Sequence[TopicFile]) -> Iterator[FeedMessage]:
 
 
 def _file_messages(topic_file: TopicFile) -> Iterator[RawMessage]:
-    for line_number, offset_ms, text in split_json_stream(_read(topic_file)):
+    data = _read(topic_file)
+    lines = _Lines(data)
+    for line_number, offset_ms, text in split_json_stream(data):
+        if offset_ms is None and lines.undecodable(line_number) is not None:
+            continue  # a quarantined fact, not a message (see the module's docstring)
         yield RawMessage(SOURCE, topic_file.topic, topic_file.topic, line_number, offset_ms, text)
 
 
 def _digested_timing(topic_file: TopicFile) -> Iterator[DigestedTiming]:
     data = _read(topic_file)
-    lines: list[bytes] | None = None
+    lines = _Lines(data)
     for line_number, offset_ms, digest, error in digest_timing_stream(data):
         text = ""
         if error is not None or offset_ms is None:
             # Rare: the text of a line the pipeline will quarantine.
-            lines = lines if lines is not None else data.split(b"\n")
-            text = split_json_stream(lines[line_number - 1])[0][2]
+            if offset_ms is None and lines.undecodable(line_number) is not None:
+                continue  # a quarantined fact, not a message
+            text = split_json_stream(lines.raw(line_number))[0][2]
         yield DigestedTiming(SOURCE, topic_file.topic, line_number, offset_ms, digest, error, text)
+
+
+class _Lines:
+    """A file's lines by number, split only when one is asked for (rarely)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._lines: list[bytes] | None = None
+
+    def raw(self, number: int) -> bytes:
+        """The line's bytes (1-based, as the splitter numbers them), without its end."""
+        if self._lines is None:
+            self._lines = self._data.split(b"\n")
+        return self._lines[number - 1].removesuffix(b"\r")
+
+    def undecodable(self, number: int) -> UndecodableLine | None:
+        """What to quarantine the line with, when it is not UTF-8."""
+        return undecodable(self.raw(number))
 
 
 def _read(topic_file: TopicFile) -> bytes:
@@ -101,11 +135,26 @@ def _read(topic_file: TopicFile) -> bytes:
         raise UserError(f"{topic_file.path}: {error.strerror}") from error
 
 
-def _file_facts(session: str, topic_file: TopicFile) -> Iterator[MessageReceived]:
+def _file_facts(session: str, topic_file: TopicFile) -> Iterator[Fact]:
     # The facts straight from the splitter: going through `_file_messages` would cost
     # a tuple per line on the ingest path (measured 17 % slower on Baku 2018).
     data = _read(topic_file)
+    lines = _Lines(data)
     for line_number, offset_ms, text in split_json_stream(data):
+        # The splitter gives no offset for a line that is not UTF-8 (nor for one without).
+        if offset_ms is None and (bad := lines.undecodable(line_number)) is not None:
+            yield RecordQuarantined(
+                session=session,
+                source=SOURCE,
+                stream=topic_file.topic,
+                sequence=line_number,
+                topic=topic_file.topic,
+                rule=ENCODING,
+                reason=bad.reason,
+                payload=bad.text,
+                payload_base64=bad.payload_base64,
+            )
+            continue
         yield MessageReceived(
             session=session,
             source=SOURCE,

@@ -58,7 +58,7 @@ import orjson
 import trio
 
 from f1daemon.actors.backoff import Backoff
-from f1daemon.domain.events import MessageReceived
+from f1daemon.domain.events import Fact
 from f1daemon.errors import UserError
 from f1daemon.sources.archive import SUFFIX, TopicFile, read_facts
 from f1daemon.sources.http_fetch import RetryPolicy, retry_after_seconds
@@ -615,7 +615,7 @@ class SessionBackfill:
     def key(self) -> str:
         return self.session.key
 
-    def facts(self) -> Iterator[MessageReceived]:
+    def facts(self) -> Iterator[Fact]:
         """The session's facts: what `archive.read_facts` gives for the same files on disk."""
         return read_facts(self.key, self.files)
 

@@ -15,7 +15,10 @@ with a mock clock.
 
 Secrets (API keys) travel in query strings for some APIs. Every URL this module logs or
 puts in an error goes through `redact_url`, and a filter on httpx's own request log
-redacts it there too.
+redacts it there too. An error body is kept for quarantine, and error pages (a
+proxy's, an API's "invalid key …") may echo the request: the secrets are taken out of
+the body as well (in every form a request carries them: as given, percent-encoded),
+so that neither the log nor `quarantine show` ever shows one.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Generic, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import httpx
 import trio
@@ -238,8 +241,13 @@ class _Retry(Exception):
 def _scrub(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
-            text = text.replace(secret, REDACTED)
+            for form in dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret))):
+                text = text.replace(form, REDACTED)
     return text
+
+
+def _scrubbed(body: str | None, secrets: Iterable[str]) -> str | None:
+    return None if body is None else _scrub(body, secrets)
 
 
 def _excerpt(body: str, size: int = 120) -> str:
@@ -267,7 +275,10 @@ async def fetch(
     """
     policy = policy or RetryPolicy()
     clock = now or (lambda: datetime.now(UTC))
-    secret_values = [s for s in secrets if s]
+    # The caller's secrets and those the query carries under a secret name.
+    names = {name.lower() for name in SECRET_PARAMS}
+    in_query = [str(v) for k, v in (params or {}).items() if k.lower() in names]
+    secret_values = [s for s in (*secrets, *in_query) if s]
     shown = _scrub(redact_url(httpx.URL(url, params=params)), secret_values)
     backoff = policy.backoff.start(rng)
     last: _Retry | None = None
@@ -284,7 +295,11 @@ async def fetch(
         reason = _scrub(last.reason, secret_values)
         if last.final:
             raise FetchError(
-                shown, reason, attempts=attempt, status=last.status, body=last.body
+                shown,
+                reason,
+                attempts=attempt,
+                status=last.status,
+                body=_scrubbed(last.body, secret_values),
             ) from None
         if attempt == policy.attempts:
             break
@@ -297,7 +312,7 @@ async def fetch(
                     f"{policy.max_retry_after:g} s allowed",
                     attempts=attempt,
                     status=last.status,
-                    body=last.body,
+                    body=_scrubbed(last.body, secret_values),
                 ) from None
             delay = max(delay, last.wait)
         log.warning(
@@ -316,7 +331,7 @@ async def fetch(
         _scrub(last.reason, secret_values),
         attempts=policy.attempts,
         status=last.status,
-        body=last.body,
+        body=_scrubbed(last.body, secret_values),
     ) from None
 
 

@@ -66,6 +66,7 @@ from f1daemon.domain.events import (
     VersionTagged,
 )
 from f1daemon.errors import UserError
+from f1daemon.store.faults import GuardedRecorder, StoreFault, describe
 from f1daemon.store.persistence import (
     UnexpectedEventError,
     plain_state,
@@ -140,9 +141,13 @@ class EventLog:
             self._factory = InfrastructureFactory.construct(
                 Environment(name="f1daemon", env=store.environment)
             )
-            self._recorder: ProcessRecorder = self._create_tables()
+            self._recorder = GuardedRecorder(store, self._create_tables())
         except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as error:
-            raise UserError(f"cannot open the store {store.redacted}: {error}") from error
+            # One line, without the URL's secrets (a driver's message may span lines).
+            line = describe(store, error)
+            raise StoreFault(
+                line or f"cannot open the store {store.redacted}: {store.scrub(str(error))}"
+            ) from error
 
     def _create_tables(self) -> ProcessRecorder:
         # Processes opening a new PostgreSQL store at once race in CREATE TABLE IF NOT
