@@ -13,7 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 # Every topic the live feed publishes during a session: everything the decoders read,
-# and the rest (facts first: decoders may come later).
+# and the rest (facts first: decoders may come later). The last five are what the
+# other live clients (FastF1's, f1-dash, OpenF1's) subscribe to besides: the pipeline
+# keeps them as facts and derives nothing from them yet (it decodes `DECODED_TOPICS`
+# and lets every other topic through, never quarantining a topic it does not read).
 FEED_TOPICS = (
     "Heartbeat",
     "SessionInfo",
@@ -33,6 +36,11 @@ FEED_TOPICS = (
     "WeatherData",
     "CarData.z",
     "Position.z",
+    "PitLaneTimeCollection",
+    "DriverRaceInfo",
+    "PitStopSeries",
+    "RcmSeries",
+    "ChampionshipPrediction",
 )
 # Car telemetry: the bulk of the feed, and since late 2025 for F1 TV subscribers only.
 TELEMETRY_TOPICS = frozenset({"CarData.z", "Position.z"})

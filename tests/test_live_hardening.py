@@ -1,0 +1,128 @@
+"""Issue 14's live source, through the real daemon: a local SignalR Core server
+(`tests.signalr_server`) replaying the 2023 Monaco FP2 capture, with the fault each
+test is about — the configuration refused at load, the other clients' topics, a
+shutdown in mid-stream."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+import trio
+
+from f1daemon.control.client import call
+from f1daemon.daemon.app import Daemon
+from f1daemon.domain.events import MessageReceived, RecordQuarantined
+from f1daemon.feed.messages import TELEMETRY_TOPICS
+from f1daemon.sources.recording import Recording, read_recording
+from f1daemon.store.eventlog import EventLog
+from f1daemon.store.url import parse_store_url
+from tests.signalr_server import ReplayHub, serve_signalr
+from tests.test_daemon import TimedNotifier
+from tests.test_daemon_live import FP2, SESSION, grown_then_closed, live_config
+
+
+@pytest.fixture(scope="module")
+def fp2(testdata: Path) -> Recording:
+    return read_recording(testdata / FP2)
+
+
+# -- a bad URL: one line at load -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["livetiming.formula1.com/signalrcore", "ftp://hub.example/x"])
+def test_run_with_a_bad_live_url_is_one_line_and_exit_2(tmp_path: Path, url: str) -> None:
+    env = {
+        **os.environ,
+        "STATE_DIRECTORY": str(tmp_path),
+        "RUNTIME_DIRECTORY": str(tmp_path),
+        "F1DAEMON_METRICS_ENABLED": "false",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "f1daemon", "run", "--source", f"live:{url}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    (line,) = stderr.splitlines()  # one line, no traceback
+    assert f"url {url!r} must start with https:// or http:// or wss:// or ws://" in line
+    assert not (tmp_path / "events.db").exists()  # refused before anything was opened
+
+
+async def test_reload_with_a_bad_url_answers_why_and_keeps_running(
+    fp2: Recording, tmp_path: Path
+) -> None:
+    hub = ReplayHub.from_recording(fp2)
+    async with serve_signalr(hub) as url:
+        config = live_config(tmp_path, url, ["SessionInfo", "TimingData"])
+        path = tmp_path / "f1daemon.toml"
+        daemon = Daemon(config, config_path=path, notifier=TimedNotifier())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            path.write_text(path.read_text().replace(url, "ftp://hub.example/signalrcore"))
+            reply = await trio.to_thread.run_sync(call, config.control.socket, "reload", [])
+            assert daemon.supervision.running() == ["live"]  # unchanged
+            assert daemon.config is config
+            daemon.request_shutdown()
+    assert reply["ok"] is False
+    error = str(reply["error"])
+    assert error.startswith("reload refused, configuration unchanged: ")
+    assert "url 'ftp://hub.example/signalrcore' must start with https://" in error
+    assert "internal error" not in error
+
+
+# -- the other clients' topics ------------------------------------------------------------------
+
+# No recording of ours has these topics (they are newer than the captures), so the hub's
+# snapshot gets one message of each, shaped as the feed publishes them.
+OTHER_CLIENTS_TOPICS = {
+    "PitLaneTimeCollection": {"PitTimes": {"1": {"RacingNumber": "1", "Duration": "22.4"}}},
+    "DriverRaceInfo": {"1": {"RacingNumber": "1", "Position": "1", "PitStops": 0}},
+    "PitStopSeries": {"PitTimes": {"1": [{"PitStop": {"RacingNumber": "1", "Lap": "12"}}]}},
+    "RcmSeries": {"Snapshots": [{"Utc": "2023-05-26T15:31:00", "Lap": 1, "Type": "Flag"}]},
+    "ChampionshipPrediction": {"Drivers": {"1": {"RacingNumber": "1", "PredictedPoints": 25}}},
+}
+
+
+async def test_the_default_topics_include_the_other_clients_and_none_is_quarantined(
+    fp2: Recording, tmp_path: Path
+) -> None:
+    hub = ReplayHub.from_recording(fp2)
+    hub.snapshot.update(OTHER_CLIENTS_TOPICS)
+    expected = sum(  # without a token, the default topics leave out the telemetry
+        1
+        for f in fp2.facts(SESSION)
+        if isinstance(f, MessageReceived) and f.topic not in TELEMETRY_TOPICS
+    )
+    async with serve_signalr(hub) as url:
+        config = live_config(tmp_path, url, None)  # the default topics
+        daemon = Daemon(config, notifier=TimedNotifier())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            with trio.fail_after(30):
+                while daemon.sources["live"].position < expected + len(OTHER_CLIENTS_TOPICS):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            daemon.request_shutdown()
+
+    assert set(OTHER_CLIENTS_TOPICS) <= set(hub.connections[0].topics)
+    with EventLog(parse_store_url(config.store_url)) as log:
+        facts = [f for _, f in log.facts(SESSION)]
+        derived = grown_then_closed(log, SESSION)
+    logged = {
+        f.topic: orjson.loads(f.payload)
+        for f in facts
+        if isinstance(f, MessageReceived) and f.topic in OTHER_CLIENTS_TOPICS
+    }
+    assert logged == OTHER_CLIENTS_TOPICS  # each logged as sent, once
+    # Known to the pipeline as topics it does not derive from yet: kept, not quarantined.
+    quarantined = [e for e in derived if isinstance(e, RecordQuarantined)]
+    assert not [e for e in quarantined if e.topic in OTHER_CLIENTS_TOPICS]
+    assert not [e for e in quarantined if e.source != "qa"]  # (QA judges laps, not topics)
