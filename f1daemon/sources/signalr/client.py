@@ -261,9 +261,14 @@ class LiveClient:
         elif isinstance(outcome, Snapshot):
             for message in outcome.messages:
                 await self._send(self._fact(message, stream, received_at, offset_ms))
+            for garbage in outcome.rejected:
+                await self._quarantine(
+                    stream, garbage.rule, garbage.reason, garbage.topic, garbage.text
+                )
             log.info(
-                "live timing: subscribed, snapshot of %d topics",
+                "live timing: subscribed, snapshot of %d topics (%d quarantined)",
                 len(outcome.messages),
+                len(outcome.rejected),
                 extra={"fields": {"source": self.settings.source, "stream": stream.name}},
             )
         elif isinstance(outcome, PingReceived):

@@ -133,9 +133,14 @@ class HandshakeFailed:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The subscribe completion: one keyframe message per topic (may be none)."""
+    """The subscribe completion: one keyframe message per topic (may be none).
+
+    A topic whose snapshot cannot be read (``"TopThree": null``, an empty
+    ``CarData.z``) is `rejected` on its own: the other topics' keyframes are kept.
+    """
 
     messages: tuple[FeedMessage, ...]
+    rejected: tuple[Garbage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -308,7 +313,23 @@ class ClientProtocol:
         result = frame.get("result")
         if result is None or result == {}:
             return Snapshot(())  # no topic has data yet (e.g. between sessions)
-        return Snapshot(tuple(reply_messages(result)))
+        if not isinstance(result, dict):
+            what = describe_value(result)
+            raise LineRejected(SHAPE, f"expected the result to map topics to snapshots, got {what}")
+        messages: list[FeedMessage] = []
+        rejected: list[Garbage] = []
+        for name, data in result.items():
+            # Each topic is checked alone (by the recording's rules for a reply): one
+            # that cannot be read is quarantined with its own text, not the snapshot.
+            try:
+                messages.extend(reply_messages({name: data}))
+            except LineRejected as reject:
+                topic = reject.topic or (name if is_topic_name(name) else None)
+                text = orjson.dumps({name: data}).decode()
+                # (The recording's rules name a classic reply's R; here it is the result.)
+                reason = "result" + reject.reason.removeprefix("R")
+                rejected.append(Garbage(reject.rule, reason, topic, text))
+        return Snapshot(tuple(messages), tuple(rejected))
 
 
 def _handshake_outcome(text: str) -> Outcome:
