@@ -5,12 +5,14 @@ matters, in-memory ones on trio's virtual clock (`autojump_clock`) where time do
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import orjson
 import pytest
 import trio
 
+from f1daemon.actors.backoff import Backoff
 from f1daemon.domain.events import MessageReceived, RecordQuarantined
 from f1daemon.sources.recording import Recording, read_recording
 from f1daemon.sources.signalr import (
@@ -20,7 +22,7 @@ from f1daemon.sources.signalr import (
     SignalRSettings,
     Snapshot,
 )
-from tests.signalr_server import ReplayHub
+from tests.signalr_server import Faults, Interruption, ReplayHub
 from tests.test_signalr import FP2, RS, SESSION, messages, received_all, run_client, topics_of
 
 
@@ -91,3 +93,28 @@ async def test_an_odd_topic_in_the_snapshot_loses_no_other_keyframe(
     assert [(f.topic, f.payload) for f in messages(items) if not f.keyframe] == [
         (f.topic, f.payload) for f in feed
     ]
+
+
+# -- backoff: reset by a connection that delivered data ---------------------------------------
+
+
+async def test_backoff_resets_after_a_connection_that_delivered_data(
+    fp2: Recording, expected: list[MessageReceived], autojump_clock: trio.testing.MockClock
+) -> None:
+    # Two refused attempts (the wait grows), then six connections that each deliver the
+    # snapshot and 20 frames and drop within a second (each wait back at the start).
+    hub = ReplayHub.from_recording(
+        fp2, Faults(refuse_first=2, interruptions=(Interruption(20),) * 6)
+    )
+    policy = Backoff(initial=1.0, factor=2.0, cap=60.0, jitter=0)
+    settings = SignalRSettings(
+        url="http://hub.invalid/x", topics=topics_of(expected), backoff=policy
+    )
+    async with trio.open_nursery() as nursery:
+        connect = hub.memory_connector(nursery)
+        await run_client(settings, received_all(7 * 20), connect=connect, limit_s=300)
+        nursery.cancel_scope.cancel()
+
+    waits = [round(b - a, 3) for a, b in itertools.pairwise(hub.attempt_times)]
+    # (before: 1, 2, 4, 8, 16, 32, 60, 60 — each short connection grew the wait)
+    assert waits == [1.0, 2.0] + [1.0] * 6

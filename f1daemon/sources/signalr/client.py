@@ -139,6 +139,7 @@ class LiveClient:
         self.pings_received = 0
         self.quarantined = 0
         self.gaps = 0
+        self._delivered = False  # the connection (attempt) under way delivered a fact
 
     async def run(self) -> NoReturn:
         """Connect, subscribe, record; reconnect after every end, until cancelled."""
@@ -150,6 +151,11 @@ class LiveClient:
         while True:
             began = trio.current_time()
             reason = await self._attempt()
+            if self._delivered:
+                # A connection that delivered data worked, however short: the server
+                # ends connections (after ~2 h, or at once when it restarts) and the
+                # next one is tried after the initial delay, not a grown one.
+                backoff.reset()
             delay = backoff.next_delay(trio.current_time() - began)
             log.warning(
                 "live timing: %s; connecting again in %.1f s",
@@ -164,6 +170,7 @@ class LiveClient:
     async def _attempt(self) -> str:
         """One connection, from negotiate to its end: why it ended."""
         self._token = load_token(self.settings)
+        self._delivered = False
         if self._lost is not None:
             self._lost.attempts += 1
         stream: _Stream | None = None
@@ -257,8 +264,10 @@ class LiveClient:
     ) -> str | None:
         """Send the facts of one outcome; the reason the connection ends, if it does."""
         if isinstance(outcome, Feed):
+            self._delivered = True
             await self._send(self._fact(outcome.message, stream, received_at, offset_ms))
         elif isinstance(outcome, Snapshot):
+            self._delivered = self._delivered or bool(outcome.messages)
             for message in outcome.messages:
                 await self._send(self._fact(message, stream, received_at, offset_ms))
             for garbage in outcome.rejected:

@@ -39,7 +39,8 @@ class SignalRSettings:
     backoff: Backoff = field(
         default_factory=lambda: Backoff(initial=1.0, factor=2.0, cap=60.0, jitter=0.5)
     )
-    """Delay between connection attempts (reset after a connection that lasted)."""
+    """Delay between connection attempts: reset after a connection that delivered a
+    fact (a snapshot topic or a feed message) or lasted ``healthy_after``."""
     token_file: Path | None = None
     """A file holding the F1 TV bearer token (optional)."""
     token_env: str | None = None
