@@ -31,7 +31,12 @@ Faults (`Faults`) are injected by the hub:
 * ``ping_every`` — a ping frame after every n feed frames.
 * ``refuse_first`` — the first n connection attempts fail (HTTP 503 on negotiate;
   ``ConnectionRefusedError`` in memory).
-* ``require_token`` — the bearer token negotiate and the websocket require.
+* ``require_token`` — the bearer token negotiate and the websocket require (401
+  otherwise); with ``auth_check`` ``handshake`` or ``close`` the HTTP side lets any
+  token through and the hub refuses a wrong one in the handshake (an error reply) or
+  with a close message after it, as a hub that authorises in the protocol does.
+* ``options_status`` — the status ``OPTIONS …/negotiate`` answers (the cookie is set
+  all the same), as load balancers that do not route OPTIONS do.
 
 After the last feed message the connection stays open and silent.
 """
@@ -94,6 +99,8 @@ class Faults:
     stall_ping_interval_s: float | None = None
     refuse_first: int = 0
     require_token: str | None = None
+    auth_check: Literal["http", "handshake", "close"] = "http"
+    options_status: int = 204
     # True: a new connection's snapshot is the state so far — the recording's reply
     # with every feed message sent before merged in — as the real server sends it.
     # False: the recording's reply each time (what a connection's facts are compared
@@ -207,7 +214,10 @@ class ReplayHub:
 
     # -- HTTP negotiate ----------------------------------------------------------------------
 
-    def authorised(self, headers: Mapping[str, str]) -> bool:
+    def authorised(self, headers: Mapping[str, str], *, in_protocol: bool = False) -> bool:
+        """Do the headers carry the required token (where the hub checks it)?"""
+        if (self.faults.auth_check != "http") != in_protocol:
+            return True  # checked at the other level
         required = self.faults.require_token
         return required is None or headers.get("authorization") == f"Bearer {required}"
 
@@ -231,7 +241,7 @@ class ReplayHub:
         if refusal is not None:
             return refusal
         if method == "OPTIONS":
-            return 204, [("Set-Cookie", f"{self.cookie}; Path=/")], b""
+            return self.faults.options_status, [("Set-Cookie", f"{self.cookie}; Path=/")], b""
         self._attempt()
         if self.attempts <= self.faults.refuse_first:
             return 503, [], b"try again later"
@@ -351,11 +361,25 @@ class ReplayHub:
             return
         if log.handshake is None:
             log.handshake = frame
-            if frame == {"protocol": "json", "version": 1}:
-                await socket.send_message("{}" + RS)
-            else:
+            refused = not self.authorised(log.headers, in_protocol=True)
+            if frame != {"protocol": "json", "version": 1}:
                 await socket.send_message('{"error":"unsupported protocol"}' + RS)
                 await socket.close()
+            elif refused and self.faults.auth_check == "handshake":
+                error = "Unauthorized: the access token has expired"
+                await socket.send_message(orjson.dumps({"error": error}).decode() + RS)
+                await socket.close()
+            elif refused:
+                await socket.send_message("{}" + RS)
+                close = {
+                    "type": 7,
+                    "error": "Connection closed with an error. HubException: Unauthorized",
+                    "allowReconnect": False,
+                }
+                await socket.send_message(orjson.dumps(close).decode() + RS)
+                await socket.close()
+            else:
+                await socket.send_message("{}" + RS)
             return
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == 6:

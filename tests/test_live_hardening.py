@@ -5,6 +5,8 @@ shutdown in mid-stream."""
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import subprocess
 import sys
@@ -16,12 +18,12 @@ import trio
 
 from f1daemon.control.client import call
 from f1daemon.daemon.app import Daemon
-from f1daemon.domain.events import MessageReceived, RecordQuarantined
+from f1daemon.domain.events import MessageReceived, RecordQuarantined, SourceStateChanged
 from f1daemon.feed.messages import TELEMETRY_TOPICS
 from f1daemon.sources.recording import Recording, read_recording
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url
-from tests.signalr_server import ReplayHub, serve_signalr
+from tests.signalr_server import Faults, ReplayHub, serve_signalr
 from tests.test_daemon import TimedNotifier
 from tests.test_daemon_live import FP2, SESSION, grown_then_closed, live_config
 
@@ -126,3 +128,49 @@ async def test_the_default_topics_include_the_other_clients_and_none_is_quaranti
     quarantined = [e for e in derived if isinstance(e, RecordQuarantined)]
     assert not [e for e in quarantined if e.topic in OTHER_CLIENTS_TOPICS]
     assert not [e for e in quarantined if e.source != "qa"]  # (QA judges laps, not topics)
+
+
+# -- a refused token: reported once, retried at the breaker's pace ------------------------------
+
+TOKEN = "tok-expired-9Zq"  # noqa: S105 - a test token, refused by the hub
+
+
+async def test_a_token_refused_in_a_close_message_is_reported_once_then_tried_at_the_breakers_pace(
+    fp2: Recording,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("F1_TEST_TOKEN", TOKEN)
+    hub = ReplayHub.from_recording(
+        fp2, Faults(require_token=TOKEN + "-renewed", auth_check="close")
+    )
+    extra = 'token_env = "F1_TEST_TOKEN"\n[supervision]\nbreaker_reset_s = 0.5\n'
+    async with serve_signalr(hub) as url:
+        config = live_config(tmp_path, url, ["SessionInfo", "TimingData"], extra=extra)
+        daemon = Daemon(config, notifier=TimedNotifier())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            await trio.sleep(2.6)
+            daemon.request_shutdown()
+
+    # Tried once, then once per breaker timeout (0.5 s) — not at the client's pace
+    # (reconnect_initial_s = 0.05): about five trials in 2.6 s, none sooner.
+    waits = [b - a for a, b in itertools.pairwise(hub.attempt_times)]
+    assert 4 <= len(hub.attempt_times) <= 6
+    assert all(wait >= 0.5 for wait in waits)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    (reported,) = errors  # said once
+    message = reported.getMessage()
+    assert message.startswith("source live: circuit-open: SignalRAuthError: the server refused")
+    assert "HubException: Unauthorized" in message
+    assert "was not accepted (expired?): renew it" in message
+    assert TOKEN not in caplog.text
+    with EventLog(parse_store_url(config.store_url)) as log:
+        states = [
+            e for e in log.stream_events("source-states") if isinstance(e, SourceStateChanged)
+        ]
+    opened = [e for e in states if e.state == "circuit-open"]
+    assert len(opened) == len(hub.attempt_times)  # every trial recorded in the log
+    assert all(e.breaker == "open" and "renew it" in (e.error or "") for e in opened)

@@ -6,7 +6,9 @@ matters, in-memory ones on trio's virtual clock (`autojump_clock`) where time do
 from __future__ import annotations
 
 import itertools
+import logging
 from pathlib import Path
+from typing import Literal
 
 import orjson
 import pytest
@@ -19,11 +21,25 @@ from f1daemon.sources.signalr import (
     ClientProtocol,
     Garbage,
     HandshakeDone,
+    LiveClient,
+    LiveItem,
+    SignalRAuthError,
     SignalRSettings,
     Snapshot,
 )
-from tests.signalr_server import Faults, Interruption, ReplayHub
-from tests.test_signalr import FP2, RS, SESSION, messages, received_all, run_client, topics_of
+from tests.signalr_server import Faults, Interruption, ReplayHub, serve_signalr
+from tests.test_signalr import (
+    FAST,
+    FP2,
+    RS,
+    SESSION,
+    TOKEN,
+    VARIABLE,
+    messages,
+    received_all,
+    run_client,
+    topics_of,
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +134,74 @@ async def test_backoff_resets_after_a_connection_that_delivered_data(
     waits = [round(b - a, 3) for a, b in itertools.pairwise(hub.attempt_times)]
     # (before: 1, 2, 4, 8, 16, 32, 60, 60 — each short connection grew the wait)
     assert waits == [1.0, 2.0] + [1.0] * 6
+
+
+# -- negotiate and the token ------------------------------------------------------------------
+
+
+async def test_an_options_negotiate_refusal_is_ignored_like_the_public_clients(
+    fp2: Recording, expected: list[MessageReceived]
+) -> None:
+    # A load balancer that does not route OPTIONS (405) but sets its cookie all the same.
+    hub = ReplayHub.from_recording(fp2, Faults(options_status=405))
+    feed = [f for f in expected if not f.keyframe]
+    async with serve_signalr(hub) as url:
+        settings = SignalRSettings(url=url, topics=topics_of(expected), backoff=FAST)
+        items, client = await run_client(settings, received_all(len(feed)))
+
+    assert [(h.method, h.status) for h in hub.http] == [
+        ("OPTIONS", 405),
+        ("POST", 200),
+        ("GET", 101),
+    ]
+    assert client.connections == 1
+    assert [(f.topic, f.payload) for f in messages(items) if not f.keyframe] == [
+        (f.topic, f.payload) for f in feed
+    ]
+
+
+@pytest.mark.parametrize(
+    ("refused_in", "where", "said"),
+    [
+        ("handshake", "the handshake", "Unauthorized: the access token has expired"),
+        (
+            "close",
+            "a close message",
+            "Connection closed with an error. HubException: Unauthorized",
+        ),
+    ],
+)
+async def test_a_token_refused_in_the_protocol_is_an_auth_failure(
+    fp2: Recording,
+    expected: list[MessageReceived],
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    autojump_clock: trio.testing.MockClock,
+    refused_in: Literal["handshake", "close"],
+    where: str,
+    said: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(VARIABLE, TOKEN + "-expired")
+    hub = ReplayHub.from_recording(fp2, Faults(require_token=TOKEN, auth_check=refused_in))
+    settings = SignalRSettings(
+        url="http://hub.invalid/x", topics=topics_of(expected), token_env=VARIABLE
+    )
+    async with trio.open_nursery() as nursery:
+        client = LiveClient(settings, SESSION, _discard, connect=hub.memory_connector(nursery))
+        with trio.fail_after(60), pytest.raises(SignalRAuthError) as refused:
+            await client.run()
+        nursery.cancel_scope.cancel()
+
+    assert hub.attempts == 1  # recognised at once: not reconnected
+    assert refused.value.status is None
+    assert str(refused.value) == (
+        f"the server refused the token in {where} ({said}): the bearer token from "
+        f"${VARIABLE} was not accepted (expired?): renew it"
+    )
+    assert TOKEN not in caplog.text
+
+
+async def _discard(item: LiveItem) -> None:
+    await trio.lowlevel.checkpoint()

@@ -52,6 +52,9 @@ class SourceRuntime:
     paused: bool = False
     unpaused: trio.Event = field(default_factory=trio.Event)
     deadline: float = math.inf  # trio time by which it must show progress
+    # A failure the operator must fix (a refused token), once reported: its retries at
+    # the breaker's pace are not reported again until the source logs facts again.
+    persistent_error: str | None = None
 
     def __post_init__(self) -> None:
         self.unpaused.set()

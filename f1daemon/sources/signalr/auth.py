@@ -11,12 +11,23 @@ upgrade, and scrubbed from every reason and log message the client writes.
 from __future__ import annotations
 
 import os
+import re
 from typing import NoReturn
 
 from f1daemon.sources.signalr.errors import SignalRAuthError, SignalRConnectionError, TokenError
 from f1daemon.sources.signalr.settings import SignalRSettings
 
 _REDACTED = "<redacted>"
+
+# What a server's error text says when it refuses the caller's credentials: ASP.NET
+# Core's hub errors ("HubException: Unauthorized"), an HTTP status in words or digits,
+# an expired or invalid token. Matched on the handshake's and a close message's error.
+_AUTH_FAILURE = re.compile(
+    r"unauthori[sz]ed|forbidden|\b40[13]\b|authenticat|not authori[sz]"
+    r"|\btoken\b[^.;]*\b(?:expired|invalid|rejected|revoked|not valid)"
+    r"|\b(?:expired|invalid|revoked)\b[^.;]*\btoken\b",
+    re.IGNORECASE,
+)
 
 
 class BearerToken:
@@ -78,6 +89,22 @@ def refused(
     if status not in (401, 403):
         return SignalRConnectionError(f"{what}: HTTP {status}")
     return SignalRAuthError(f"{what} refused with HTTP {status}: {advice(token, settings)}", status)
+
+
+def names_auth_failure(error: str) -> bool:
+    """Does a server's error text (handshake reply, close message) refuse the token?"""
+    return _AUTH_FAILURE.search(error) is not None
+
+
+def protocol_refusal(
+    where: str, error: str, token: BearerToken | None, settings: SignalRSettings
+) -> SignalRAuthError:
+    """The auth error for a refusal that came in the protocol (`where`: the handshake,
+    a close message), the server's words kept (with the token scrubbed out)."""
+    said = token.scrub(error) if token is not None else error
+    return SignalRAuthError(
+        f"the server refused the token in {where} ({said}): {advice(token, settings)}", None
+    )
 
 
 def advice(token: BearerToken | None, settings: SignalRSettings) -> str:

@@ -22,7 +22,12 @@ import trio
 
 from f1daemon.domain.events import Fact, MessageReceived, RecordQuarantined
 from f1daemon.sources.recording import SERVER_ERROR, FeedMessage
-from f1daemon.sources.signalr.auth import BearerToken, load_token
+from f1daemon.sources.signalr.auth import (
+    BearerToken,
+    load_token,
+    names_auth_failure,
+    protocol_refusal,
+)
 from f1daemon.sources.signalr.errors import SignalRConnectionError
 from f1daemon.sources.signalr.protocol import (
     ClientProtocol,
@@ -283,6 +288,8 @@ class LiveClient:
         elif isinstance(outcome, PingReceived):
             self.pings_received += 1
         elif isinstance(outcome, CloseReceived):
+            if outcome.error is not None and names_auth_failure(outcome.error):
+                raise protocol_refusal("a close message", outcome.error, self._token, self.settings)
             return "server closed the connection" + (f": {outcome.error}" if outcome.error else "")
         elif isinstance(outcome, Garbage):
             await self._quarantine(
@@ -290,6 +297,8 @@ class LiveClient:
             )
         elif isinstance(outcome, HandshakeFailed):
             await self._quarantine(stream, outcome.rule, outcome.reason, None, outcome.text)
+            if outcome.error is not None and names_auth_failure(outcome.error):
+                raise protocol_refusal("the handshake", outcome.error, self._token, self.settings)
             return f"handshake failed: {outcome.reason}"
         elif isinstance(outcome, SubscribeFailed):
             await self._quarantine(stream, SERVER_ERROR, outcome.reason, None, outcome.text)

@@ -129,6 +129,8 @@ class HandshakeFailed:
     rule: str
     reason: str
     text: str
+    error: str | None = None
+    """The server's error, when it sent one (it may refuse the token)."""
 
 
 @dataclass(frozen=True)
@@ -338,8 +340,12 @@ def _handshake_outcome(text: str) -> Outcome:
     except LineRejected as reject:
         return HandshakeFailed(reject.rule, reject.reason, text)
     if "error" in reply:
+        error = reply["error"]
         return HandshakeFailed(
-            SERVER_ERROR, f"the server refused the handshake: {clip_text(reply['error'])}", text
+            SERVER_ERROR,
+            f"the server refused the handshake: {clip_text(error)}",
+            text,
+            error if isinstance(error, str) else clip_text(error),
         )
     if "type" in reply:
         return HandshakeFailed(SHAPE, "expected the handshake reply, got a hub message", text)

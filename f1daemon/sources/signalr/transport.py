@@ -229,15 +229,20 @@ class WebSocket:
 async def negotiate(
     settings: SignalRSettings, headers: Sequence[tuple[str, str]], token: BearerToken | None
 ) -> tuple[str, str]:
-    """OPTIONS then POST negotiate: the connection token, and the cookie to send on."""
+    """OPTIONS then POST negotiate: the connection token, and the cookie to send on.
+
+    Raises `SignalRAuthError` when the POST is refused with 401/403, and
+    `SignalRConnectionError` for any other failure (retried by the client).
+    """
     url = negotiate_url(settings.url)
     async with httpx.AsyncClient(
         headers=list(headers), timeout=settings.connect_timeout_s, follow_redirects=False
     ) as http:
         # The OPTIONS reply sets the load balancer's cookie; the client's jar keeps it
-        # for the POST, and it is copied onto the websocket request below.
-        response = await http.options(url)
-        _check_status(response, "OPTIONS negotiate", token, settings)
+        # for the POST, and it is copied onto the websocket request below. Its status
+        # is not ours to judge: the public clients (FastF1's, f1-dash) only take the
+        # cookie from it, if any, and go on; a refused token is refused by the POST.
+        await http.options(url)
         response = await http.post(url, params={"negotiateVersion": "1"})
         _check_status(response, "POST negotiate", token, settings)
         cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies.jar)
