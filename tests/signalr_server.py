@@ -117,6 +117,8 @@ class ConnectionLog:
     handshake: object = None
     topics: tuple[str, ...] = ()
     subscribed: trio.Event = field(default_factory=trio.Event)
+    subscriptions: list[str] = field(default_factory=list)  # invocation ids, in order
+    sent_index: int = 0  # the feed index up to which frames have been sent whole
     first_feed: int = 0  # the feed index it started at
     feed_sent: int = 0  # feed frames it sent whole
     ping_times: list[float] = field(default_factory=list)  # client pings (trio time)
@@ -388,12 +390,18 @@ class ReplayHub:
             kind == 1
             and isinstance(frame, dict)
             and str(frame.get("target")).lower() == "subscribe"
-            and frame.get("invocationId") == "1"
+            and isinstance(frame.get("invocationId"), str)
         ):
             arguments = frame.get("arguments")
+            invocation = str(frame["invocationId"])
             if isinstance(arguments, list) and arguments and isinstance(arguments[0], list):
-                log.topics = tuple(str(topic) for topic in arguments[0])
-                log.subscribed.set()
+                log.subscriptions.append(invocation)
+                if not log.subscribed.is_set():
+                    log.topics = tuple(str(topic) for topic in arguments[0])
+                    log.subscribed.set()  # the writer starts with its snapshot
+                else:
+                    # Subscribed again (a new session): the state as sent so far.
+                    await socket.send_message(self._completion(invocation, log, log.sent_index))
                 return
             log.unexpected.append(text)
         elif kind != 7:
@@ -406,10 +414,8 @@ class ReplayHub:
         out = _Packer(socket, faults.frames_per_message, split=faults.split)
         subscribed = set(log.topics)
         index = self.position if faults.resume else 0
-        state = self._state_at(index) if faults.current_snapshot else self.snapshot
-        result = {t: data for t, data in state.items() if t in subscribed}
-        await out.frame(orjson.dumps({"type": 3, "invocationId": "1", "result": result}).decode())
-        log.first_feed = index
+        await out.frame(self._completion(log.subscriptions[0], log, index).removesuffix(RS))
+        log.first_feed = log.sent_index = index
         while index < len(self.feed_frames):
             if interruption is not None and log.feed_sent == interruption.after:
                 await out.flush()
@@ -429,9 +435,18 @@ class ReplayHub:
             if out.empty:
                 # Only frames the socket took count as sent (a resumed feed starts after).
                 self.position = max(self.position, index)
+                log.sent_index = index
         await out.flush()
         self.position = len(self.feed_frames)
         await self._hold(socket)
+
+    def _completion(self, invocation: str, log: ConnectionLog, index: int) -> str:
+        """A subscription's completion: the snapshot of the subscribed topics (the state
+        at feed `index` with `current_snapshot`), as a frame."""
+        state = self._state_at(index) if self.faults.current_snapshot else self.snapshot
+        result = {t: data for t, data in state.items() if t in set(log.topics)}
+        reply = {"type": 3, "invocationId": invocation, "result": result}
+        return orjson.dumps(reply).decode() + RS
 
     def _state_at(self, index: int) -> dict[str, object]:
         """The snapshot with the first `index` feed messages merged in."""

@@ -174,3 +174,61 @@ async def test_a_token_refused_in_a_close_message_is_reported_once_then_tried_at
     opened = [e for e in states if e.state == "circuit-open"]
     assert len(opened) == len(hub.attempt_times)  # every trial recorded in the log
     assert all(e.breaker == "open" and "renew it" in (e.error or "") for e in opened)
+
+
+# -- a new session on the same connection: subscribed again for its snapshot ------------------
+
+PRACTICE_3 = "2023-05-28_Monaco_Grand_Prix/2023-05-27_Practice_3"
+
+
+async def test_a_new_session_on_the_connection_is_subscribed_again_for_its_snapshot(
+    fp2: Recording, tmp_path: Path
+) -> None:
+    # The capture's session, then the next one starts on the same connection: the
+    # feed's SessionInfo changes (as it does at a session's start), then its messages.
+    hub = ReplayHub.from_recording(fp2, Faults(current_snapshot=True))
+    info = dict(hub.snapshot["SessionInfo"])  # type: ignore[call-overload]
+    info.update(
+        Key=9089,
+        Number=3,
+        Name="Practice 3",
+        StartDate="2023-05-27T12:30:00",
+        EndDate="2023-05-27T13:30:00",
+        Path="2023/2023-05-28_Monaco_Grand_Prix/2023-05-27_Practice_3/",
+    )
+    del info["_kf"]
+    stamp = "2023-05-27T12:00:00.000Z"
+    new_session = [("SessionInfo", info), ("TrackStatus", {"Status": "2", "Message": "Yellow"})]
+    for topic, data in new_session:
+        hub.feed_topics.append(topic)
+        hub.feed_data.append((topic, data))
+        frame = {"type": 1, "target": "feed", "arguments": [topic, data, stamp]}
+        hub.feed_frames.append(orjson.dumps(frame).decode())
+    topics = sorted(hub.snapshot)
+    first = [f for f in fp2.facts(SESSION) if isinstance(f, MessageReceived)]
+    async with serve_signalr(hub) as url:
+        config = live_config(tmp_path, url, topics)
+        daemon = Daemon(config, notifier=TimedNotifier())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            with trio.fail_after(30):
+                # The capture, the new session's messages and its snapshot.
+                while daemon.sources["live"].position < len(first) + 2 + len(topics):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            daemon.request_shutdown()
+
+    (connection,) = hub.connections  # on the same connection, no reconnect
+    assert connection.subscriptions == ["1", "2"]
+    with EventLog(parse_store_url(config.store_url)) as log:
+        assert set(log.sessions()) == {SESSION, PRACTICE_3}
+        old = [f for _, f in log.facts(SESSION) if isinstance(f, MessageReceived)]
+        new = [f for _, f in log.facts(PRACTICE_3) if isinstance(f, MessageReceived)]
+    assert len(old) == len(first)
+    # The new session: its SessionInfo, the snapshot of every topic (the state with the
+    # new SessionInfo), then its feed; all in the connection's one stream.
+    assert (new[0].topic, new[0].keyframe) == ("SessionInfo", False)
+    assert [f.topic for f in new if not f.keyframe] == ["SessionInfo", "TrackStatus"]
+    assert sorted(f.topic for f in new if f.keyframe) == topics
+    keyframes = {f.topic: orjson.loads(f.payload) for f in new if f.keyframe}
+    assert keyframes["SessionInfo"]["Path"] == info["Path"]
+    assert {f.stream for f in new} == {old[0].stream}

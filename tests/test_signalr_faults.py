@@ -58,6 +58,7 @@ def expected(fp2: Recording) -> list[MessageReceived]:
 def test_a_snapshot_topic_that_cannot_be_read_is_rejected_alone() -> None:
     protocol = ClientProtocol(["TopThree", "CarData.z", "TrackStatus"])
     assert protocol.receive("{}" + RS) == [HandshakeDone()]
+    protocol.subscribe()
     result = {"TopThree": None, "CarData.z": "", "TrackStatus": {"Status": "1"}}
     reply = orjson.dumps({"type": 3, "invocationId": "1", "result": result}).decode()
     (snapshot,) = protocol.receive(reply + RS)

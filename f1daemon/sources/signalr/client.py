@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 import httpx
+import orjson
 import trio
 
 from f1daemon.domain.events import Fact, MessageReceived, RecordQuarantined
-from f1daemon.sources.recording import SERVER_ERROR, FeedMessage
+from f1daemon.sources.recording import SERVER_ERROR, FeedMessage, session_key_from_info
 from f1daemon.sources.signalr.auth import (
     BearerToken,
     load_token,
@@ -114,7 +115,7 @@ class LiveClient:
     """Keeps a subscription to the live feed going and hands every fact to ``send``.
 
     Counters (for status and metrics): `connections`, `pings_sent`, `pings_received`,
-    `quarantined`, `gaps`.
+    `quarantined`, `gaps`, `resubscriptions` (new sessions on a connection).
     """
 
     def __init__(
@@ -144,6 +145,7 @@ class LiveClient:
         self.pings_received = 0
         self.quarantined = 0
         self.gaps = 0
+        self.resubscriptions = 0
         self._delivered = False  # the connection (attempt) under way delivered a fact
 
     async def run(self) -> NoReturn:
@@ -211,15 +213,21 @@ class LiveClient:
         await socket.send_message(protocol.handshake())
         idle_since = trio.current_time()
         next_ping = math.inf  # pings start with the subscription
+        session: str | None = None  # the session the last snapshot was of
+        snapshot_by = math.inf  # a new session's subscription must complete by then
         while True:
             watchdog_at = idle_since + settings.watchdog_s
             message: str | bytes | None = None
-            with trio.move_on_at(min(watchdog_at, next_ping)):
+            with trio.move_on_at(min(watchdog_at, next_ping, snapshot_by)):
                 message = await socket.get_message()
             now = trio.current_time()
             if message is None:
                 if now >= watchdog_at:
                     return f"watchdog: no frame for {settings.watchdog_s:g} s"
+                if now >= snapshot_by:
+                    # A new connection's subscription brings the snapshot instead.
+                    timeout = settings.connect_timeout_s
+                    return f"no snapshot of the new session {session} within {timeout:g} s"
                 await socket.send_message(protocol.ping())
                 self.pings_sent += 1
                 next_ping = now + settings.ping_interval_s
@@ -237,6 +245,25 @@ class LiveClient:
                     continue
                 end = await self._record(outcome, stream, received_at, offset_ms)
                 ended = ended or end
+                if isinstance(outcome, Snapshot):
+                    session = _session_of(outcome.messages)
+                    snapshot_by = math.inf
+                elif isinstance(outcome, Feed) and ended is None and not protocol.subscribing:
+                    named = _session_of((outcome.message,))
+                    if named is not None and named != session:
+                        # A new session on this connection: its messages come as
+                        # deltas of a state the log does not have. Subscribing again
+                        # gets its snapshot (other clients reconnect for it, losing
+                        # what is sent meanwhile).
+                        log.info(
+                            "live timing: new session %s, subscribing again for its snapshot",
+                            named,
+                            extra={"fields": {"source": settings.source, "stream": stream.name}},
+                        )
+                        session = named
+                        await socket.send_message(protocol.subscribe())
+                        self.resubscriptions += 1
+                        snapshot_by = trio.current_time() + settings.connect_timeout_s
             if ended is not None:
                 return self._scrub(ended)
             if outcomes:
@@ -350,6 +377,21 @@ class LiveClient:
 
     def _scrub(self, text: str) -> str:
         return self._token.scrub(text) if self._token is not None else text
+
+
+def _session_of(messages: Sequence[FeedMessage]) -> str | None:
+    """The session a `SessionInfo` among `messages` names (None: none names one)."""
+    for message in messages:
+        if message.topic != "SessionInfo":
+            continue
+        try:
+            info = orjson.loads(message.payload)
+        except orjson.JSONDecodeError:
+            continue
+        named = session_key_from_info(info) if isinstance(info, dict) else None
+        if named is not None:
+            return named
+    return None
 
 
 async def stream_live(

@@ -40,7 +40,9 @@ from f1daemon.sources.recording import (
 )
 
 RECORD_SEPARATOR = "\x1e"
-SUBSCRIBE_ID = "1"  # the client's only invocation on a connection
+# The client's invocations are its subscriptions: "1" when the connection opens, "2",
+# "3", … when a new session starts on it (to get the new session's snapshot).
+SUBSCRIBE_ID = "1"
 
 # SignalR Core hub message types.
 INVOCATION = 1
@@ -207,17 +209,29 @@ class ClientProtocol:
         self.topics = tuple(topics)
         self._splitter = FrameSplitter(max_frame_chars)
         self._handshake_replied = False
-        self._subscribe_completed = False
+        self._subscriptions = 0  # Subscribe invocations made (their ids: 1, 2, …)
+        self._pending: str | None = None  # the one not completed yet
 
     # What to send.
 
     def handshake(self) -> str:
         return HANDSHAKE_FRAME
 
+    @property
+    def subscribing(self) -> bool:
+        """A subscription has been sent and its completion not received yet."""
+        return self._pending is not None
+
     def subscribe(self) -> str:
+        """The Subscribe invocation: at the start, and again for a new session's
+        snapshot (not while one is pending: its completion is the snapshot)."""
+        if self._pending is not None:
+            raise RuntimeError(f"subscription {self._pending} is still pending")
+        self._subscriptions += 1
+        self._pending = str(self._subscriptions)
         invocation = {
             "type": INVOCATION,
-            "invocationId": SUBSCRIBE_ID,
+            "invocationId": self._pending,
             "target": "Subscribe",
             "arguments": [list(self.topics)],
         }
@@ -300,14 +314,17 @@ class ClientProtocol:
 
     def _completion(self, frame: dict[str, object], text: str) -> Outcome:
         invocation = frame.get("invocationId")
-        if invocation != SUBSCRIBE_ID:
+        if invocation != self._pending:
+            made = isinstance(invocation, str) and invocation in {
+                str(n) for n in range(1, self._subscriptions + 1)
+            }
+            if made:
+                raise LineRejected(SHAPE, f"a second completion of subscription {invocation}")
             raise LineRejected(
                 SHAPE,
                 f"a completion of invocation {clip_text(invocation)}, which the client never made",
             )
-        if self._subscribe_completed:
-            raise LineRejected(SHAPE, "a second completion of the subscription")
-        self._subscribe_completed = True
+        self._pending = None
         if "error" in frame:
             return SubscribeFailed(
                 f"the server refused the subscription: {clip_text(frame['error'])}", text
