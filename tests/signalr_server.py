@@ -30,7 +30,10 @@ Faults (`Faults`) are injected by the hub:
 * ``garbage`` — raw frames sent (once) before the feed message of that index.
 * ``ping_every`` — a ping frame after every n feed frames.
 * ``refuse_first`` — the first n connection attempts fail (HTTP 503 on negotiate;
-  ``ConnectionRefusedError`` in memory).
+  ``ConnectionRefusedError`` in memory); so do those within an interruption's
+  ``outage_s`` after it.
+* ``paced`` — the feed at the pace of its stamps (on trio's clock: instant with
+  `autojump_clock`); messages due while no connection is open are skipped.
 * ``require_token`` — the bearer token negotiate and the websocket require (401
   otherwise); with ``auth_check`` ``handshake`` or ``close`` the HTTP side lets any
   token through and the hub refuses a wrong one in the handshake (an error reply) or
@@ -44,6 +47,8 @@ After the last feed message the connection stays open and silent.
 from __future__ import annotations
 
 import base64
+import bisect
+import math
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -86,6 +91,7 @@ class Interruption:
     after: int
     how: Literal["drop", "drop-mid-frame", "close", "stall"] = "drop"
     error: str | None = None  # the close message's error (how="close")
+    outage_s: float = 0.0  # connection attempts are refused this long after the end
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,10 @@ class Faults:
     # False: the recording's reply each time (what a connection's facts are compared
     # with, message for message).
     current_snapshot: bool = False
+    # True: each feed message is sent when its stamp says (the first at the first
+    # subscription), as the feed publishes them; what falls due while no connection is
+    # open is never sent (the next snapshot holds its state), as on the real server.
+    paced: bool = False
 
 
 @dataclass
@@ -173,6 +183,9 @@ class ReplayHub:
         self.cookie = f"{COOKIE_NAME}={secrets.token_hex(8)}"
         self._tokens: set[str] = set()
         self._garbage_sent: set[int] = set()
+        self.feed_due_s = _due_times([stamp for _, _, stamp in feed])
+        self._paced_from: float | None = None  # trio time of the first feed message
+        self._refused_until = -math.inf  # an outage: attempts refused until then
 
     @classmethod
     def from_recording(cls, recording: Recording, faults: Faults | None = None) -> ReplayHub:
@@ -244,8 +257,7 @@ class ReplayHub:
             return refusal
         if method == "OPTIONS":
             return self.faults.options_status, [("Set-Cookie", f"{self.cookie}; Path=/")], b""
-        self._attempt()
-        if self.attempts <= self.faults.refuse_first:
+        if self._attempt():
             return 503, [], b"try again later"
         # Tokens with + / = test that the client quotes them in the websocket URL.
         token = base64.b64encode(secrets.token_bytes(24)).decode()
@@ -290,9 +302,12 @@ class ReplayHub:
         self.http.append(HttpLog("GET", target, dict(headers), status or 101))
         return status
 
-    def _attempt(self) -> None:
+    def _attempt(self) -> bool:
+        """Count a connection attempt; whether it is to be refused."""
         self.attempts += 1
-        self.attempt_times.append(trio.current_time())
+        now = trio.current_time()
+        self.attempt_times.append(now)
+        return self.attempts <= self.faults.refuse_first or now < self._refused_until
 
     # -- in memory ---------------------------------------------------------------------------
 
@@ -309,8 +324,7 @@ class ReplayHub:
         self, nursery: trio.Nursery, token: BearerToken | None
     ) -> AsyncIterator[MessageSocket]:
         await trio.lowlevel.checkpoint()
-        self._attempt()
-        if self.attempts <= self.faults.refuse_first:
+        if self._attempt():
             raise ConnectionRefusedError("connection refused (test hub)")
         headers = {} if token is None else {"authorization": f"Bearer {token.reveal()}"}
         to_client, from_server = trio.open_memory_channel[str | bytes](1000)
@@ -414,6 +428,11 @@ class ReplayHub:
         out = _Packer(socket, faults.frames_per_message, split=faults.split)
         subscribed = set(log.topics)
         index = self.position if faults.resume else 0
+        if faults.paced:
+            if self._paced_from is None:
+                self._paced_from = trio.current_time()
+            index = max(index, self._due_index(trio.current_time()))
+            self.position = max(self.position, index)
         await out.frame(self._completion(log.subscriptions[0], log, index).removesuffix(RS))
         log.first_feed = log.sent_index = index
         while index < len(self.feed_frames):
@@ -422,6 +441,10 @@ class ReplayHub:
                 self.position = max(self.position, index)
                 await self._interrupt(socket, interruption, index)
                 return
+            if faults.paced:
+                assert self._paced_from is not None
+                await out.flush()
+                await trio.sleep_until(self._paced_from + self.feed_due_s[index])
             if index in faults.garbage and index not in self._garbage_sent:
                 self._garbage_sent.add(index)
                 for garbage in faults.garbage[index]:
@@ -455,7 +478,14 @@ class ReplayHub:
             state[topic] = merge(state.get(topic), cast("JSON", data))
         return dict(state)
 
+    def _due_index(self, now: float) -> int:
+        """The first feed message not yet due at trio time `now` (paced)."""
+        start = self._paced_from if self._paced_from is not None else now
+        return bisect.bisect_left(self.feed_due_s, now - start)
+
     async def _interrupt(self, socket: HubSocket, interruption: Interruption, index: int) -> None:
+        if interruption.outage_s:
+            self._refused_until = trio.current_time() + interruption.outage_s
         if interruption.how == "drop":
             await socket.abort()
         elif interruption.how == "drop-mid-frame":
@@ -479,6 +509,20 @@ class ReplayHub:
         while True:
             await trio.sleep(interval)
             await socket.send_message(PING_FRAME + RS)
+
+
+def _due_times(stamps: Sequence[str]) -> list[float]:
+    """Seconds from the first stamp to each, never going back (the feed's stamps are
+    not monotonic across topics; it publishes them in order all the same)."""
+    due: list[float] = []
+    first: datetime | None = None
+    reached = 0.0
+    for stamp in stamps:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        first = first or moment
+        reached = max(reached, (moment - first).total_seconds())
+        due.append(reached)
+    return due
 
 
 class _Packer:

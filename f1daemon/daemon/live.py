@@ -13,9 +13,13 @@ for silence on its own; this module puts what it receives into the log:
   must grow across reconnects and daemon restarts. As for a recording, it follows the
   feed's own stamps (`sent_at`): the milliseconds since the session's origin — the
   stamp of its first stamped fact from this source, found again in the log after a
-  restart — never going backwards; a snapshot's topics (unstamped) take the time
-  reached. Our receipt time is kept (`received_at`), but the decoders' lap fitting
-  needs the feed's pace, not the pace at which a reconnect catches up.
+  restart — never going backwards. A snapshot's topics are unstamped: they take the
+  feed's time at their receipt, our receipt time less the feed's lag behind our clock
+  (receipt minus stamp of the latest stamped fact; 0 before any), and never less than
+  the time reached — so a reconnect's snapshot after an outage sits where the feed
+  was when it was taken, not where it was when the connection was lost. Our receipt
+  time is kept (`received_at`), but the decoders' lap fitting and the session's time
+  base need the feed's clock, not the pace at which a reconnect catches up.
 * **Reconnects.** A lost connection (or one that cannot be made) is a
   `SourceStateChanged` "reconnecting" with the reason and the wait, at once; when a
   connection is back, the `ConnectionGap` is recorded (stream `source-states`) with a
@@ -53,6 +57,7 @@ from f1daemon.store.eventlog import EventLog
 MAX_BATCH = 500  # facts handed to the writer at once
 CHANNEL_SIZE = 1_000  # received items held while the log catches up
 UNKEYED = ""  # the session of facts whose session is not known yet
+_ONE_MS = timedelta(milliseconds=1)
 SNAPSHOT_WAIT_S = 2.0  # how long facts wait for a SessionInfo before the fallback session
 
 FindOrigin = Callable[[str], Awaitable[datetime | None]]
@@ -112,8 +117,9 @@ class SessionPlacer:
         self.pinned = pinned
         self.current = pinned or UNKEYED
         self._find_origin = find_origin
-        self._origins: dict[str, datetime] = {}
+        self._origins: dict[str, datetime | None] = {}
         self._latest: dict[str, int] = {}
+        self._lag = timedelta(0)  # receipt minus stamp of the latest stamped fact
         self._waiting: list[Fact] = []
 
     @property
@@ -151,14 +157,26 @@ class SessionPlacer:
         if not isinstance(fact, MessageReceived):
             return fact.model_copy(update={"session": session})
         offset = self._latest.get(session, 0)
-        if fact.sent_at is not None:
-            origin = self._origins.get(session)
-            if origin is None:
-                origin = await self._find_origin(session) or fact.sent_at
-                self._origins[session] = origin
-            offset = max(offset, (fact.sent_at - origin) // timedelta(milliseconds=1))
+        origin = await self._origin(session, fact.sent_at)
+        if fact.sent_at is not None and origin is not None:
+            offset = max(offset, (fact.sent_at - origin) // _ONE_MS)
+            if fact.received_at is not None:
+                self._lag = fact.received_at - fact.sent_at
+        elif fact.received_at is not None and origin is not None:
+            # Unstamped (a snapshot's topic): the feed's time at its receipt.
+            offset = max(offset, (fact.received_at - self._lag - origin) // _ONE_MS)
         self._latest[session] = offset
         return fact.model_copy(update={"session": session, "offset_ms": offset})
+
+    async def _origin(self, session: str, stamp: datetime | None) -> datetime | None:
+        """The origin of `session`'s stream time: found in the log (a restarted
+        daemon's), else the first stamp seen; None until either is known."""
+        if session not in self._origins:
+            self._origins[session] = await self._find_origin(session)
+        origin = self._origins[session]
+        if origin is None and stamp is not None:
+            origin = self._origins[session] = stamp
+        return origin
 
 
 def _session_named(fact: MessageReceived) -> str | None:

@@ -67,6 +67,8 @@ class FeedMessage(Protocol):
     @property
     def received_at(self) -> datetime | None: ...
     @property
+    def sent_at(self) -> datetime | None: ...
+    @property
     def payload(self) -> str: ...
     @property
     def keyframe(self) -> bool: ...
@@ -83,6 +85,7 @@ class RawMessage(NamedTuple):
     payload: str
     received_at: datetime | None = None
     keyframe: bool = False
+    sent_at: datetime | None = None  # (files carry the feed's stamps as received_at)
 
 
 class DigestedTiming(NamedTuple):
@@ -103,3 +106,4 @@ class DigestedTiming(NamedTuple):
     topic: str = "TimingData"
     received_at: datetime | None = None
     keyframe: bool = False
+    sent_at: datetime | None = None

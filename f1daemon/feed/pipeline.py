@@ -43,6 +43,8 @@ from f1daemon.feed.telemetry import position_batch, telemetry_batch
 from f1daemon.feed.timebase import TimeBaseTracker
 from f1daemon.feed.track_status import TrackStatusTracker
 
+# 3.1.0: a live fact's time base and UTC follow the feed's stamps (`sent_at`), not
+# our receipt times; a keyframe's receipt moves the time base no more.
 # 3.0.0: one fold over the facts in log order, as the continuous derivation reads
 # them (no sort by stream time); the time base is estimated as the facts come, each
 # move a new TimeBaseEstablished; QA checks each record once, when it is final.
@@ -50,7 +52,7 @@ from f1daemon.feed.track_status import TrackStatusTracker
 # from track status, race control and timing; WeatherForecast facts decoded.
 # 2.2.0: each run ends with its QA outcome (`f1daemon.qa.verdicts`). A QA rule's new
 # version changes derived data too, so it is a new pipeline version.
-PIPELINE_VERSION = "3.0.0"
+PIPELINE_VERSION = "3.1.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
 MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})
@@ -128,7 +130,8 @@ class Pipeline:
             with contextlib.suppress(orjson.JSONDecodeError):
                 self.neutralisation.on_session_info(orjson.loads(fact.payload))
         elif topic in DECODED_TOPICS:
-            utc = fact.received_at or self.time_base.utc_at(now)
+            # The feed's own stamp first (a live fact's), as the time base does.
+            utc = fact.sent_at or fact.received_at or self.time_base.utc_at(now)
             try:
                 derived.extend(self._decode(fact, now, utc, keyframe=keyframe))
             except ValueError as error:

@@ -79,6 +79,7 @@ from f1daemon.sources.signalr.client import (
     LiveItem,
     OnLost,
     Send,
+    UtcClock,
     stream_live,
 )
 from f1daemon.sources.signalr.errors import (
@@ -147,6 +148,7 @@ __all__ = [
     "Snapshot",
     "SubscribeFailed",
     "TokenError",
+    "UtcClock",
     "WebSocket",
     "WebSocketClosed",
     "load_token",

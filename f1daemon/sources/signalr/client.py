@@ -76,6 +76,14 @@ class ConnectionGap:
 
 
 LiveItem = Fact | ConnectionGap
+UtcClock = Callable[[], datetime]
+"""The wall clock of receipt times and gaps (tests give one that follows trio's clock)."""
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 Send = Callable[[LiveItem], Awaitable[None]]
 # Told each time the connection is lost or cannot be made: why, and the wait before
 # the next attempt (the gap is reported once a connection is back).
@@ -128,6 +136,7 @@ class LiveClient:
         origin: datetime | None = None,
         rng: random.Random | None = None,
         on_lost: OnLost | None = None,
+        utc_clock: UtcClock = _wall_clock,
     ) -> None:
         self.settings = settings
         self.session = session
@@ -136,6 +145,7 @@ class LiveClient:
         self._origin = origin
         self._rng = rng
         self._on_lost = on_lost
+        self._now = utc_clock
         self._token: BearerToken | None = None
         self._lost: _Lost | None = None
         self._clock_start = 0.0
@@ -150,7 +160,7 @@ class LiveClient:
 
     async def run(self) -> NoReturn:
         """Connect, subscribe, record; reconnect after every end, until cancelled."""
-        wall = datetime.now(UTC)
+        wall = self._now()
         self._clock_start = trio.current_time()
         if self._origin is not None:
             self._base_ms = max(0, (wall - self._origin) // _ONE_MS)
@@ -187,7 +197,7 @@ class LiveClient:
         try:
             async with self._connect(self._token) as socket:
                 self.connections += 1
-                opened = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+                opened = self._now().strftime("%Y%m%dT%H%M%S.%fZ")
                 stream = _Stream(f"signalr:{opened}:{self.connections}")
                 reason = await self._serve(socket, protocol, stream)
         except _LOST_ERRORS as error:
@@ -199,12 +209,12 @@ class LiveClient:
         if stream is not None:
             # Whatever the socket delivered of an unfinished frame is kept (quarantined).
             for outcome in protocol.end():
-                await self._record(outcome, stream, datetime.now(UTC), self._offset_ms())
+                await self._record(outcome, stream, self._now(), self._offset_ms())
             if self._lost is None:
-                self._lost = _Lost(datetime.now(UTC), reason, stream.name)
+                self._lost = _Lost(self._now(), reason, stream.name)
         elif self._lost is None:
             # Never connected yet: a gap is reported from the first failure on.
-            self._lost = _Lost(datetime.now(UTC), reason, "")
+            self._lost = _Lost(self._now(), reason, "")
         return reason
 
     async def _serve(self, socket: MessageSocket, protocol: ClientProtocol, stream: _Stream) -> str:
@@ -232,7 +242,7 @@ class LiveClient:
                 self.pings_sent += 1
                 next_ping = now + settings.ping_interval_s
                 continue
-            received_at = datetime.now(UTC)
+            received_at = self._now()
             offset_ms = self._offset_ms()
             outcomes = protocol.receive(message)
             ended: str | None = None
@@ -283,7 +293,7 @@ class LiveClient:
         await self._send(
             ConnectionGap(
                 disconnected_at=lost.at,
-                reconnected_at=datetime.now(UTC),
+                reconnected_at=self._now(),
                 reason=lost.reason,
                 previous_stream=lost.stream,
                 stream=stream.name,
