@@ -18,7 +18,13 @@ import trio
 
 from f1daemon.control.client import call
 from f1daemon.daemon.app import Daemon
-from f1daemon.domain.events import MessageReceived, RecordQuarantined, SourceStateChanged
+from f1daemon.daemon.live import CHANNEL_SIZE
+from f1daemon.domain.events import (
+    FactsUnwritten,
+    MessageReceived,
+    RecordQuarantined,
+    SourceStateChanged,
+)
 from f1daemon.feed.messages import TELEMETRY_TOPICS
 from f1daemon.sources.recording import Recording, read_recording
 from f1daemon.store.eventlog import EventLog
@@ -232,3 +238,47 @@ async def test_a_new_session_on_the_connection_is_subscribed_again_for_its_snaps
     keyframes = {f.topic: orjson.loads(f.payload) for f in new if f.keyframe}
     assert keyframes["SessionInfo"]["Path"] == info["Path"]
     assert {f.stream for f in new} == {old[0].stream}
+
+
+# -- a clean shutdown in mid-stream: every fact received is written ---------------------------
+
+
+async def test_a_shutdown_in_mid_stream_writes_every_fact_the_client_received(
+    fp2: Recording, tmp_path: Path
+) -> None:
+    expected = [f for f in fp2.facts(SESSION) if isinstance(f, MessageReceived)]
+    hub = ReplayHub.from_recording(fp2, Faults(frames_per_message=20))
+    status: list[int] = []
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        status.append(await daemon.run(task_status=task_status))
+
+    async with serve_signalr(hub) as url:
+        config = live_config(tmp_path, url, sorted({f.topic for f in expected}))
+        daemon = Daemon(config, notifier=TimedNotifier())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run)
+            # The operator pauses the source: what the connection receives queues up
+            # (the log holds it back) until the queue is full and the client waits.
+            paused = await trio.to_thread.run_sync(call, config.control.socket, "pause", ["live"])
+            assert paused["ok"], paused
+            runtime = daemon.sources["live"]
+            with trio.fail_after(30):
+                while runtime.received < CHANNEL_SIZE:  # noqa: ASYNC110 - a count
+                    await trio.sleep(0.05)
+            await trio.sleep(0.2)
+            assert runtime.received - runtime.position >= CHANNEL_SIZE  # all queued
+            assert hub.position < len(hub.feed_frames)  # mid-stream
+            reply = await trio.to_thread.run_sync(call, config.control.socket, "shutdown", [])
+            assert reply["ok"], reply
+    assert status == [0]
+
+    received = runtime.received  # counted as the client handed each fact on
+    with EventLog(parse_store_url(config.store_url)) as log:
+        logged = [f for _, f in log.facts(SESSION)]
+        states = log.stream_events("source-states")
+    assert len(logged) == received  # every one, none twice
+    assert [(f.topic, f.payload) for f in logged if isinstance(f, MessageReceived)] == [
+        (f.topic, f.payload) for f in expected[:received]
+    ]
+    assert not [e for e in states if isinstance(e, FactsUnwritten)]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -63,6 +64,8 @@ SNAPSHOT_WAIT_S = 2.0  # how long facts wait for a SessionInfo before the fallba
 FindOrigin = Callable[[str], Awaitable[datetime | None]]
 OnGap = Callable[[SourceRuntime, ConnectionGap], None]
 OnLost = Callable[[SourceRuntime, str, float], None]
+# Told the facts a stopped feed had received but not written, and why.
+OnUnwritten = Callable[[SourceRuntime, int, str], None]
 
 
 def signalr_settings(settings: SourceSettings) -> SignalRSettings:
@@ -190,60 +193,131 @@ def _session_named(fact: MessageReceived) -> str | None:
 
 
 def live_feed(
-    settings: SourceSettings, *, find_origin: FindOrigin, on_gap: OnGap, on_lost: OnLost
+    settings: SourceSettings,
+    *,
+    find_origin: FindOrigin,
+    on_gap: OnGap,
+    on_lost: OnLost,
+    on_unwritten: OnUnwritten,
 ) -> Feed:
-    """A feed that runs the live client and logs what it receives."""
+    """A feed that runs the live client and logs what it receives.
+
+    It drains (`SourceRuntime.drains`): when the runtime's `stopping` is set, the
+    connection is closed and everything it handed on is written before the feed
+    returns — the facts of a live feed exist nowhere else. Whatever is not written
+    when the feed is cancelled (the shutdown's deadline passed, or the source was
+    stopped) is counted and reported to `on_unwritten`. A failure of the client (a
+    refused token) is raised once what it received is written.
+    """
     client = signalr_settings(settings)
 
     async def feed(runtime: SourceRuntime, emit: Emit) -> None:
         # The client has its own no-data watchdog (a quiet feed between sessions is
         # normal, and pings keep the connection alive): the daemon's would only fire.
         runtime.deadline = math.inf
+        runtime.drains = True
         placer = SessionPlacer(settings.name, settings.session, find_origin)
         send, receive = trio.open_memory_channel[LiveItem](CHANNEL_SIZE)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                functools.partial(
-                    stream_live,
-                    client,
-                    UNKEYED,
-                    send.send,
-                    on_lost=functools.partial(on_lost, runtime),
+        counts = _Counts()
+        failed: list[Exception] = []
+
+        async def hand_on(item: LiveItem) -> None:
+            await send.send(item)
+            if not isinstance(item, ConnectionGap):
+                counts.received += 1
+                runtime.received += 1
+
+        async def connection(scope: trio.CancelScope) -> None:
+            async with send:  # closed when the connection ends: the queue then drains
+                with scope:
+                    try:
+                        await stream_live(
+                            client,
+                            UNKEYED,
+                            hand_on,
+                            on_lost=functools.partial(on_lost, runtime),
+                        )
+                    except Exception as error:  # raised once what it handed on is written
+                        failed.append(error)
+
+        try:
+            async with trio.open_nursery() as nursery:
+                scope = trio.CancelScope()
+                nursery.start_soon(connection, scope)
+                nursery.start_soon(_stop_when, runtime.stopping, scope)
+                async with receive:
+                    await _Logging(runtime, emit, placer, on_gap, counts).drain(receive)
+                nursery.cancel_scope.cancel()  # (the stop watcher)
+        finally:
+            unwritten = counts.received - counts.logged
+            if unwritten > 0:
+                reason = (
+                    "the shutdown's deadline for draining it passed"
+                    if runtime.stopping.is_set()
+                    else "the source was stopped"
                 )
-            )
-            async with receive:
-                while True:
-                    first: LiveItem | None = None
-                    # Facts waiting for their session wait only so long for more.
-                    with trio.move_on_after(SNAPSHOT_WAIT_S if placer.waiting else math.inf):
-                        first = await receive.receive()
-                    batch = [first] if first is not None else []
-                    while batch and len(batch) < MAX_BATCH:
-                        try:
-                            batch.append(receive.receive_nowait())
-                        except trio.WouldBlock:
-                            break
-                    await _log(runtime, emit, placer, batch, on_gap)
+                on_unwritten(runtime, unwritten, reason)
+        if failed:
+            raise failed[0]
 
     return feed
 
 
-async def _log(
-    runtime: SourceRuntime,
-    emit: Emit,
-    placer: SessionPlacer,
-    batch: list[LiveItem],
-    on_gap: OnGap,
-) -> None:
-    arrived = trio.current_time()
-    facts: list[Fact] = []
-    for item in batch:
-        if isinstance(item, ConnectionGap):
-            on_gap(runtime, item)
-        else:
-            facts.extend(await placer.place(item))
-    if not batch:  # nothing came for a while: the snapshot named no session
-        facts.extend(await placer.flush())
-    if facts:
-        runtime.session = facts[-1].session
-        await emit(runtime, facts, arrived)
+@dataclass
+class _Counts:
+    """Facts of one run of the feed: handed on by the connection, and acknowledged."""
+
+    received: int = 0
+    logged: int = 0
+
+
+async def _stop_when(stopping: trio.Event, connection: trio.CancelScope) -> None:
+    await stopping.wait()
+    connection.cancel()  # no more from the feed; what was received is written
+
+
+@dataclass
+class _Logging:
+    """One run's way from the connection's queue into the log."""
+
+    runtime: SourceRuntime
+    emit: Emit
+    placer: SessionPlacer
+    on_gap: OnGap
+    counts: _Counts
+
+    async def drain(self, receive: trio.MemoryReceiveChannel[LiveItem]) -> None:
+        """Log what the connection hands on, in batches, until it is closed and all in;
+        then what still waits for a session."""
+        while True:
+            first: LiveItem | None = None
+            # Facts waiting for their session wait only so long for more.
+            with trio.move_on_after(SNAPSHOT_WAIT_S if self.placer.waiting else math.inf):
+                try:
+                    first = await receive.receive()
+                except trio.EndOfChannel:
+                    break
+            batch = [first] if first is not None else []
+            while batch and len(batch) < MAX_BATCH:
+                try:
+                    batch.append(receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            # Nothing came for a while: the snapshot named no session.
+            await self.log(batch, flush=not batch)
+        await self.log([], flush=True)
+
+    async def log(self, batch: list[LiveItem], *, flush: bool) -> None:
+        arrived = trio.current_time()
+        facts: list[Fact] = []
+        for item in batch:
+            if isinstance(item, ConnectionGap):
+                self.on_gap(self.runtime, item)
+            else:
+                facts.extend(await self.placer.place(item))
+        if flush:
+            facts.extend(await self.placer.flush())
+        if facts:
+            self.runtime.session = facts[-1].session
+            await self.emit(self.runtime, facts, arrived)
+            self.counts.logged += len(facts)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from f1daemon.actors import ActorState, PersistentFailure, StateDetail
 from f1daemon.daemon.sources import SourceRuntime
 from f1daemon.daemon.state_lane import StateLane
-from f1daemon.domain.events import ConnectionGap, SourceStateChanged
+from f1daemon.domain.events import ConnectionGap, FactsUnwritten, SourceStateChanged
 from f1daemon.metrics import Metrics
 from f1daemon.sources.signalr import ConnectionGap as LiveGap
 
@@ -32,6 +32,8 @@ class SourceStates:
         self._sources = sources
         self._metrics = metrics
         self._lane = lane
+        self.unwritten_facts = 0
+        """Facts sources received but did not write (stopped at a deadline)."""
 
     def supervised(self, name: str, state: ActorState, detail: StateDetail) -> None:
         """The supervisor's report: a run of source `name` started, failed or stopped."""
@@ -131,3 +133,24 @@ class SourceStates:
         runtime.state = "running"
         self._metrics.source_up.labels(runtime.name).set(1)
         self.record(runtime, "reconnected", None, gap.reason)
+
+    def unwritten(self, runtime: SourceRuntime, count: int, reason: str) -> None:
+        """A stopped source had received `count` facts it could not write: never silent."""
+        self.unwritten_facts += count
+        log.error(
+            "source %s: %d received facts not written: %s",
+            runtime.name,
+            count,
+            reason,
+            extra={"fields": {"source": runtime.name, "unwritten": count}},
+        )
+        self._lane.queue(
+            SOURCE_STATES_STREAM,
+            FactsUnwritten(
+                session=runtime.session or "",
+                source=runtime.name,
+                count=count,
+                reason=reason,
+                at=datetime.now(UTC),
+            ),
+        )
