@@ -65,9 +65,16 @@ or subscribe, or the watchdog (no complete frame for `SignalRSettings.watchdog_s
 server pings count — they prove the connection alive between sessions, when the feed
 is silent). The client then waits per its backoff and connects again; once the new
 connection's handshake is done it hands ``send`` a `ConnectionGap` (when the data
-stopped, when it can flow again, why), before the new snapshot. A refused bearer
-token (HTTP 401/403) is not retried here: `SignalRAuthError` is raised for the
-supervisor and the operator.
+stopped, when it can flow again, why), before the new snapshot. The backoff starts
+again after a connection that delivered a fact. A refused bearer token (HTTP 401/403
+on negotiate or the upgrade, or an error saying so in the handshake reply or a close
+message) is not retried here: `SignalRAuthError` — a `PersistentFailure` — is raised
+for the supervisor (which retries at its breaker's pace) and the operator.
+
+A subscribe reply's topics are checked one by one: one that cannot be read is
+quarantined alone. When the feed's `SessionInfo` names a new session, the client
+subscribes again on the same connection for that session's snapshot (a reconnect
+if its completion does not come within `SignalRSettings.connect_timeout_s`).
 
 The bearer token: see `f1daemon.sources.signalr.auth`.
 """
