@@ -18,6 +18,7 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -31,11 +32,19 @@ from pydantic import (
 from f1daemon.errors import UserError
 from f1daemon.feed.forecast import CIRCUITS as FORECAST_CIRCUITS
 from f1daemon.feed.messages import FEED_TOPICS
+from f1daemon.sources.recording import is_topic_name
 from f1daemon.store.url import DEFAULT_STORE_URL, STORE_ENV_VAR, parse_store_url
 
 ENV_PREFIX = "F1DAEMON_"
 SourceKind = Literal["recording", "simulator", "live", "forecast", "results"]
 SOURCE_KINDS = ("recording", "simulator")  # those a --source spec names with a path or track
+# The schemes each kind's `url` may have: the live hub is reached over HTTP(S) for
+# negotiate and then a websocket, so ws(s) names it as well; the polled APIs are HTTP.
+URL_SCHEMES: Mapping[str, tuple[str, ...]] = {
+    "live": ("https", "http", "wss", "ws"),
+    "forecast": ("https", "http"),
+    "results": ("https", "http"),
+}
 
 
 class _Section(BaseModel):
@@ -193,10 +202,28 @@ class SourceSettings(_Section):
             raise ValueError(f"no such file or folder: {value}")
         return value
 
+    @field_validator("topics")
+    @classmethod
+    def _topic_names(cls, topics: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [topic for topic in topics if not is_topic_name(topic)]
+        if bad:
+            raise ValueError(f"not topic names: {', '.join(map(repr, bad))}")
+        return topics
+
     @model_validator(mode="after")
     def _recording_has_path(self) -> SourceSettings:
         if self.kind == "recording" and self.path is None:
             raise ValueError(f"source {self.name!r}: a recording needs a path")
+        # Checked here, not when the source starts: a bad URL is refused at load (one
+        # line, exit 2; `ctl reload` keeps the running configuration), never a failure
+        # of the running daemon.
+        for setting in ("url", "openweathermap_url"):
+            value = getattr(self, setting)
+            if value is not None:
+                schemes = URL_SCHEMES.get(self.kind, ("https", "http"))
+                problem = url_problem(value, schemes)
+                if problem is not None:
+                    raise ValueError(f"source {self.name!r}: {setting} {problem}")
         if self.token_file is not None and self.token_env is not None:
             raise ValueError(f"source {self.name!r}: give token_file or token_env, not both")
         if self.kind == "forecast" and self.circuit not in FORECAST_CIRCUITS:
@@ -240,6 +267,24 @@ class Config(_Section):
         if self.daemon.state_dir == Path("f1daemon-data"):
             return DEFAULT_STORE_URL
         return f"sqlite:///{self.daemon.state_dir.absolute() / 'events.db'}"
+
+
+def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    """What is wrong with `url` as the address of a service (None: nothing)."""
+    expected = " or ".join(f"{scheme}://" for scheme in schemes)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in 0-65535
+    except ValueError as error:
+        return f"{url!r} is not a URL ({error})"
+    if parts.scheme.lower() not in schemes:
+        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        return f"{url!r} must start with {expected} (got {got})"
+    if not parts.hostname:
+        return f"{url!r} names no host"
+    if port == 0:
+        return f"{url!r}: port 0 is no port to connect to"
+    return None
 
 
 def load_config(

@@ -14,6 +14,7 @@ import typing
 from f1daemon.domain.events import (
     DERIVED_TYPES,
     Event,
+    FactsUnwritten,
     MessageReceived,
     RecordQuarantined,
     SourceStateChanged,
@@ -47,7 +48,7 @@ def render() -> str:
         "Appended by `f1daemon run` beside the facts: source states (`source-states`) and"
         " each session's lifecycle (`lifecycle:{session}`, as `SessionStateChanged`).\n"
     )
-    parts.extend(_event(t) for t in (SourceStateChanged, TelemetryShed))
+    parts.extend(_event(t) for t in (SourceStateChanged, TelemetryShed, FactsUnwritten))
     parts.append("## Exports\n")
     parts.append(
         "`f1daemon export KIND --format csv|parquet|json`. In CSV a null is an empty field;"

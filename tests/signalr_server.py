@@ -30,8 +30,16 @@ Faults (`Faults`) are injected by the hub:
 * ``garbage`` — raw frames sent (once) before the feed message of that index.
 * ``ping_every`` — a ping frame after every n feed frames.
 * ``refuse_first`` — the first n connection attempts fail (HTTP 503 on negotiate;
-  ``ConnectionRefusedError`` in memory).
-* ``require_token`` — the bearer token negotiate and the websocket require.
+  ``ConnectionRefusedError`` in memory); so do those within an interruption's
+  ``outage_s`` after it.
+* ``paced`` — the feed at the pace of its stamps (on trio's clock: instant with
+  `autojump_clock`); messages due while no connection is open are skipped.
+* ``require_token`` — the bearer token negotiate and the websocket require (401
+  otherwise); with ``auth_check`` ``handshake`` or ``close`` the HTTP side lets any
+  token through and the hub refuses a wrong one in the handshake (an error reply) or
+  with a close message after it, as a hub that authorises in the protocol does.
+* ``options_status`` — the status ``OPTIONS …/negotiate`` answers (the cookie is set
+  all the same), as load balancers that do not route OPTIONS do.
 
 After the last feed message the connection stays open and silent.
 """
@@ -39,6 +47,8 @@ After the last feed message the connection stays open and silent.
 from __future__ import annotations
 
 import base64
+import bisect
+import math
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -82,6 +92,7 @@ class Interruption:
     after: int
     how: Literal["drop", "drop-mid-frame", "close", "stall"] = "drop"
     error: str | None = None  # the close message's error (how="close")
+    outage_s: float = 0.0  # connection attempts are refused this long after the end
 
 
 @dataclass(frozen=True)
@@ -95,11 +106,17 @@ class Faults:
     stall_ping_interval_s: float | None = None
     refuse_first: int = 0
     require_token: str | None = None
+    auth_check: Literal["http", "handshake", "close"] = "http"
+    options_status: int = 204
     # True: a new connection's snapshot is the state so far — the recording's reply
     # with every feed message sent before merged in — as the real server sends it.
     # False: the recording's reply each time (what a connection's facts are compared
     # with, message for message).
     current_snapshot: bool = False
+    # True: each feed message is sent when its stamp says (the first at the first
+    # subscription), as the feed publishes them; what falls due while no connection is
+    # open is never sent (the next snapshot holds its state), as on the real server.
+    paced: bool = False
 
 
 @dataclass
@@ -111,6 +128,8 @@ class ConnectionLog:
     handshake: object = None
     topics: tuple[str, ...] = ()
     subscribed: trio.Event = field(default_factory=trio.Event)
+    subscriptions: list[str] = field(default_factory=list)  # invocation ids, in order
+    sent_index: int = 0  # the feed index up to which frames have been sent whole
     first_feed: int = 0  # the feed index it started at
     feed_sent: int = 0  # feed frames it sent whole
     ping_times: list[float] = field(default_factory=list)  # client pings (trio time)
@@ -165,6 +184,9 @@ class ReplayHub:
         self.cookie = f"{COOKIE_NAME}={secrets.token_hex(8)}"
         self._tokens: set[str] = set()
         self._garbage_sent: set[int] = set()
+        self.feed_due_s = _due_times([stamp for _, _, stamp in feed])
+        self._paced_from: float | None = None  # trio time of the first feed message
+        self._refused_until = -math.inf  # an outage: attempts refused until then
 
     @classmethod
     def from_recording(cls, recording: Recording, faults: Faults | None = None) -> ReplayHub:
@@ -210,7 +232,10 @@ class ReplayHub:
 
     # -- HTTP negotiate ----------------------------------------------------------------------
 
-    def authorised(self, headers: Mapping[str, str]) -> bool:
+    def authorised(self, headers: Mapping[str, str], *, in_protocol: bool = False) -> bool:
+        """Do the headers carry the required token (where the hub checks it)?"""
+        if (self.faults.auth_check != "http") != in_protocol:
+            return True  # checked at the other level
         required = self.faults.require_token
         return required is None or headers.get("authorization") == f"Bearer {required}"
 
@@ -234,9 +259,8 @@ class ReplayHub:
         if refusal is not None:
             return refusal
         if method == "OPTIONS":
-            return 204, [("Set-Cookie", f"{self.cookie}; Path=/")], b""
-        self._attempt()
-        if self.attempts <= self.faults.refuse_first:
+            return self.faults.options_status, [("Set-Cookie", f"{self.cookie}; Path=/")], b""
+        if self._attempt():
             return 503, [], b"try again later"
         # Tokens with + / = test that the client quotes them in the websocket URL.
         token = base64.b64encode(secrets.token_bytes(24)).decode()
@@ -281,9 +305,12 @@ class ReplayHub:
         self.http.append(HttpLog("GET", target, dict(headers), status or 101))
         return status
 
-    def _attempt(self) -> None:
+    def _attempt(self) -> bool:
+        """Count a connection attempt; whether it is to be refused."""
         self.attempts += 1
-        self.attempt_times.append(trio.current_time())
+        now = trio.current_time()
+        self.attempt_times.append(now)
+        return self.attempts <= self.faults.refuse_first or now < self._refused_until
 
     # -- in memory ---------------------------------------------------------------------------
 
@@ -300,8 +327,7 @@ class ReplayHub:
         self, nursery: trio.Nursery, token: BearerToken | None
     ) -> AsyncIterator[MessageSocket]:
         await trio.lowlevel.checkpoint()
-        self._attempt()
-        if self.attempts <= self.faults.refuse_first:
+        if self._attempt():
             raise ConnectionRefusedError("connection refused (test hub)")
         headers = {} if token is None else {"authorization": f"Bearer {token.reveal()}"}
         to_client, from_server = trio.open_memory_channel[str | bytes](1000)
@@ -354,11 +380,25 @@ class ReplayHub:
             return
         if log.handshake is None:
             log.handshake = frame
-            if frame == {"protocol": "json", "version": 1}:
-                await socket.send_message("{}" + RS)
-            else:
+            refused = not self.authorised(log.headers, in_protocol=True)
+            if frame != {"protocol": "json", "version": 1}:
                 await socket.send_message('{"error":"unsupported protocol"}' + RS)
                 await socket.close()
+            elif refused and self.faults.auth_check == "handshake":
+                error = "Unauthorized: the access token has expired"
+                await socket.send_message(orjson.dumps({"error": error}).decode() + RS)
+                await socket.close()
+            elif refused:
+                await socket.send_message("{}" + RS)
+                close = {
+                    "type": 7,
+                    "error": "Connection closed with an error. HubException: Unauthorized",
+                    "allowReconnect": False,
+                }
+                await socket.send_message(orjson.dumps(close).decode() + RS)
+                await socket.close()
+            else:
+                await socket.send_message("{}" + RS)
             return
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == 6:
@@ -367,12 +407,18 @@ class ReplayHub:
             kind == 1
             and isinstance(frame, dict)
             and str(frame.get("target")).lower() == "subscribe"
-            and frame.get("invocationId") == "1"
+            and isinstance(frame.get("invocationId"), str)
         ):
             arguments = frame.get("arguments")
+            invocation = str(frame["invocationId"])
             if isinstance(arguments, list) and arguments and isinstance(arguments[0], list):
-                log.topics = tuple(str(topic) for topic in arguments[0])
-                log.subscribed.set()
+                log.subscriptions.append(invocation)
+                if not log.subscribed.is_set():
+                    log.topics = tuple(str(topic) for topic in arguments[0])
+                    log.subscribed.set()  # the writer starts with its snapshot
+                else:
+                    # Subscribed again (a new session): the state as sent so far.
+                    await socket.send_message(self._completion(invocation, log, log.sent_index))
                 return
             log.unexpected.append(text)
         elif kind != 7:
@@ -385,16 +431,23 @@ class ReplayHub:
         out = _Packer(socket, faults.frames_per_message, split=faults.split)
         subscribed = set(log.topics)
         index = self.position if faults.resume else 0
-        state = self._state_at(index) if faults.current_snapshot else self.snapshot
-        result = {t: data for t, data in state.items() if t in subscribed}
-        await out.frame(orjson.dumps({"type": 3, "invocationId": "1", "result": result}).decode())
-        log.first_feed = index
+        if faults.paced:
+            if self._paced_from is None:
+                self._paced_from = trio.current_time()
+            index = max(index, self._due_index(trio.current_time()))
+            self.position = max(self.position, index)
+        await out.frame(self._completion(log.subscriptions[0], log, index).removesuffix(RS))
+        log.first_feed = log.sent_index = index
         while index < len(self.feed_frames):
             if interruption is not None and log.feed_sent == interruption.after:
                 await out.flush()
                 self.position = max(self.position, index)
                 await self._interrupt(socket, interruption, index)
                 return
+            if faults.paced:
+                assert self._paced_from is not None
+                await out.flush()
+                await trio.sleep_until(self._paced_from + self.feed_due_s[index])
             if index in faults.garbage and index not in self._garbage_sent:
                 self._garbage_sent.add(index)
                 for garbage in faults.garbage[index]:
@@ -408,9 +461,18 @@ class ReplayHub:
             if out.empty:
                 # Only frames the socket took count as sent (a resumed feed starts after).
                 self.position = max(self.position, index)
+                log.sent_index = index
         await out.flush()
         self.position = len(self.feed_frames)
         await self._hold(socket)
+
+    def _completion(self, invocation: str, log: ConnectionLog, index: int) -> str:
+        """A subscription's completion: the snapshot of the subscribed topics (the state
+        at feed `index` with `current_snapshot`), as a frame."""
+        state = self._state_at(index) if self.faults.current_snapshot else self.snapshot
+        result = {t: data for t, data in state.items() if t in set(log.topics)}
+        reply = {"type": 3, "invocationId": invocation, "result": result}
+        return orjson.dumps(reply).decode() + RS
 
     def _state_at(self, index: int) -> dict[str, object]:
         """The snapshot with the first `index` feed messages merged in."""
@@ -419,7 +481,14 @@ class ReplayHub:
             state[topic] = merge(state.get(topic), cast("JSON", data))
         return dict(state)
 
+    def _due_index(self, now: float) -> int:
+        """The first feed message not yet due at trio time `now` (paced)."""
+        start = self._paced_from if self._paced_from is not None else now
+        return bisect.bisect_left(self.feed_due_s, now - start)
+
     async def _interrupt(self, socket: HubSocket, interruption: Interruption, index: int) -> None:
+        if interruption.outage_s:
+            self._refused_until = trio.current_time() + interruption.outage_s
         if interruption.how == "drop":
             await socket.abort()
         elif interruption.how == "drop-mid-frame":
@@ -443,6 +512,20 @@ class ReplayHub:
         while True:
             await trio.sleep(interval)
             await socket.send_message(PING_FRAME + RS)
+
+
+def _due_times(stamps: Sequence[str]) -> list[float]:
+    """Seconds from the first stamp to each, never going back (the feed's stamps are
+    not monotonic across topics; it publishes them in order all the same)."""
+    due: list[float] = []
+    first: datetime | None = None
+    reached = 0.0
+    for stamp in stamps:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        first = first or moment
+        reached = max(reached, (moment - first).total_seconds())
+        due.append(reached)
+    return due
 
 
 class _Packer:

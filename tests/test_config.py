@@ -80,6 +80,35 @@ speed = 2.5
             "give token_file or token_env, not both",
         ),
         ("[[sources]]\nname = 'x'\nkind = 'live'\ntopics = []\n", {}, "sources.0.topics"),
+        # A URL the source could never use is refused at load, not when it starts.
+        (
+            "[[sources]]\nname = 'x'\nkind = 'live'\nurl = 'livetiming.formula1.com/signalrcore'\n",
+            {},
+            "url 'livetiming.formula1.com/signalrcore' must start with https:// or http:// "
+            "or wss:// or ws:// (got no scheme)",
+        ),
+        (
+            "[[sources]]\nname = 'x'\nkind = 'live'\nurl = 'ftp://hub.example/signalrcore'\n",
+            {},
+            "url 'ftp://hub.example/signalrcore' must start with https:// or http:// or wss://",
+        ),
+        (
+            "[[sources]]\nname = 'x'\nkind = 'live'\nurl = 'https:///signalrcore'\n",
+            {},
+            "names no host",
+        ),
+        ("[[sources]]\nname = 'x'\nkind = 'live'\nurl = 'http://[::1/x'\n", {}, "is not a URL"),
+        ("[[sources]]\nname = 'x'\nkind = 'live'\nurl = 'http://h:99999/x'\n", {}, "is not a URL"),
+        (
+            "[[sources]]\nname = 'x'\nkind = 'live'\ntopics = ['Timing Data']\n",
+            {},
+            "not topic names",
+        ),
+        (
+            "[[sources]]\nname = 'x'\nkind = 'forecast'\ncircuit = 'monza'\nurl = 'wss://x/y'\n",
+            {},
+            "url 'wss://x/y' must start with https:// or http:// (got wss://)",
+        ),
         (
             "[[sources]]\nname = 'x'\nkind = 'forecast'\ncircuit = 'nurburgring'\n",
             {},

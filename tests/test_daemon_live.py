@@ -41,8 +41,11 @@ def fp2(testdata: Path) -> Recording:
     return read_recording(testdata / FP2)
 
 
-def live_config(tmp_path: Path, url: str, topics: Sequence[str]) -> Config:
-    quoted = ", ".join(f'"{topic}"' for topic in topics)
+def live_config(
+    tmp_path: Path, url: str, topics: Sequence[str] | None, *, extra: str = ""
+) -> Config:
+    """A daemon with one live source; ``topics`` None: the default topics."""
+    listed = "" if topics is None else f"topics = [{', '.join(repr(t) for t in topics)}]"
     text = f"""
 [daemon]
 state_dir = "{tmp_path}"
@@ -55,10 +58,11 @@ enabled = false
 name = "live"
 kind = "live"
 url = "{url}"
-topics = [{quoted}]
+{listed}
 watchdog_s = 5
 reconnect_initial_s = 0.05
 reconnect_cap_s = 0.2
+{extra}
 """
     path = tmp_path / "f1daemon.toml"
     path.write_text(text, encoding="utf-8")

@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from f1daemon.domain.events import LapCompleted, MessageReceived, PitStop
+from f1daemon.domain.events import Fact, LapCompleted, PitStop
 from f1daemon.feed.messages import FeedMessage
 from f1daemon.feed.pipeline import derive
 from f1daemon.feed.replays import ReplayFilter
@@ -23,12 +23,12 @@ from tests.conftest import TESTDATA
 MEXICO = TESTDATA / "livetiming" / "2021-11-07_Mexico_City_Grand_Prix__2021-11-06_Qualifying"
 
 
-def _facts(folder: Path) -> list[MessageReceived]:
+def _facts(folder: Path) -> list[Fact]:
     """The recording's lines as the log holds them (what the daemon derives from)."""
     return list(read_facts("s/k", topic_files(folder)))
 
 
-def _laps(facts: Sequence[FeedMessage]) -> list[LapCompleted | PitStop]:
+def _laps(facts: Sequence[Fact | FeedMessage]) -> list[LapCompleted | PitStop]:
     derivation = derive("s/k", enumerate(facts, start=1))
     return [e for e in derivation.events if isinstance(e, LapCompleted | PitStop)]
 
@@ -46,7 +46,7 @@ def test_duplicating_any_lines_of_a_recording_leaves_its_laps_as_they_were(
     timing = [i for i, f in enumerate(FACTS) if f.topic == "TimingData"]
     chosen = set(data.draw(st.lists(st.sampled_from(timing), min_size=1, max_size=400)))
     chosen |= set(data.draw(st.lists(st.integers(0, len(FACTS) - 1), max_size=50)))
-    doubled: list[MessageReceived] = []
+    doubled: list[Fact] = []
     for index, fact in enumerate(FACTS):
         doubled.append(fact)
         if index in chosen:  # the line again, right after itself (its own line number)

@@ -294,6 +294,12 @@ async def test_garbage_frames_are_quarantined_and_the_feed_goes_on(
 def test_protocol_outcomes() -> None:
     protocol = ClientProtocol(["TimingData"])
     assert protocol.receive("{") == []  # the handshake reply, split in two messages
+    assert orjson.loads(protocol.subscribe()[:-1]) == {
+        "type": 1,
+        "invocationId": "1",
+        "target": "Subscribe",
+        "arguments": [["TimingData"]],
+    }
     feed = '{"type":1,"target":"feed","arguments":["TimingData",{"A":1},"2023-05-26T12:00:00Z"]}'
     completion = '{"type":3,"invocationId":"1","result":{"TimingData":{"Lines":{}}}}'
     outcomes = protocol.receive("}" + RS + completion + RS + feed + RS + feed[:20])
@@ -317,12 +323,16 @@ def test_protocol_outcomes() -> None:
     (cut,) = protocol.end()
     assert isinstance(cut, Garbage)
     assert (cut.text, cut.reason[:10]) == ('{"type":1', "truncated:")
-    assert orjson.loads(protocol.subscribe()[:-1]) == {
-        "type": 1,
-        "invocationId": "1",
-        "target": "Subscribe",
-        "arguments": [["TimingData"]],
-    }
+    # Subscribed again (a new session): invocation 2, whose completion is a snapshot;
+    # a completion of one already completed, or never made, is garbage.
+    assert orjson.loads(protocol.subscribe()[:-1])["invocationId"] == "2"
+    again = completion.replace('"1"', '"2"')
+    outcomes = protocol.receive(completion + RS + again + RS + again + RS)
+    assert [type(o) for o in outcomes] == [Garbage, Snapshot, Garbage]
+    assert [o.reason for o in outcomes if isinstance(o, Garbage)] == [
+        "a second completion of subscription 1",
+        "a second completion of subscription 2",
+    ]
 
 
 def test_protocol_refusals() -> None:
@@ -332,9 +342,11 @@ def test_protocol_refusals() -> None:
             "framing.server_error",
             "the server refused the handshake: 'no json for you'",
             '{"error":"no json for you"}',
+            "no json for you",
         )
     ]
     protocol = ClientProtocol(["TimingData"])
+    protocol.subscribe()
     error = '{"type":3,"invocationId":"1","error":"unknown topic"}'
     outcomes = protocol.receive("{}" + RS + error + RS)
     assert outcomes == [
@@ -566,13 +578,14 @@ async def test_a_refused_token_is_a_clear_error_without_the_token(
     error = refused.value
     assert error.status == 401
     assert str(error) == (
-        f"OPTIONS negotiate refused with HTTP 401: the bearer token from {wrong} "
+        f"POST negotiate refused with HTTP 401: the bearer token from {wrong} "
         "was not accepted (expired?): renew it"
     )
     formatted = "".join(traceback.format_exception(error))
     assert not any(TOKEN in text for text in (formatted, repr(error), caplog.text))
     assert "configure token_file or token_env" in str(missing.value)
-    assert [h.status for h in hub.http] == [401, 401]  # never retried
+    # OPTIONS' status is ignored (its cookie taken, if any); the POST's refusal ends it.
+    assert [(h.method, h.status) for h in hub.http] == [("OPTIONS", 401), ("POST", 401)] * 2
 
 
 def test_token_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

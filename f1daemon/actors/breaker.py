@@ -121,6 +121,15 @@ class CircuitBreaker:
             self._half_open_at = self._clock() + self.reset_timeout
             self._move(BreakerState.OPEN)
 
+    def trip(self) -> None:
+        """A call failed in a way known to persist: count it and open now, whatever the
+        count (the timeout starts again if the breaker was open already)."""
+        self.state  # noqa: B018 - a lapsed timeout turns OPEN into HALF_OPEN first
+        self._failures += 1
+        self._trial_in_flight = False
+        self._half_open_at = self._clock() + self.reset_timeout
+        self._move(BreakerState.OPEN)
+
     def release(self) -> None:
         """Give back a half-open trial without a verdict (its caller was cancelled)."""
         self._trial_in_flight = False

@@ -24,6 +24,13 @@ ActorState = Literal["running", "backing-off", "circuit-open", "stopped"]
 Actor = Callable[[], Awaitable[None]]
 
 
+class PersistentFailure(Exception):
+    """A failure that retrying soon will not mend (a refused token, a missing file):
+    the operator must act. The supervisor opens the actor's breaker at once, so the
+    actor is tried again at the breaker's pace (one trial per reset timeout, which
+    picks up the operator's fix) rather than the backoff's."""
+
+
 @dataclass(frozen=True, slots=True)
 class StateDetail:
     """What goes with a state report."""
@@ -54,8 +61,9 @@ async def supervise(
     Reports ``running`` as each run starts; on an `Exception`, records a failure with
     the breaker and reports ``backing-off`` (then sleeps the backoff delay) or, if the
     breaker is now open, ``circuit-open`` (then sleeps until it half-opens, when the
-    next run is its trial). A run that lasted ``backoff.healthy_after`` counts as a
-    success for the breaker before its failure is counted, and resets the backoff.
+    next run is its trial); a `PersistentFailure` opens the breaker at once. A run
+    that lasted ``backoff.healthy_after`` counts as a success for the breaker before
+    its failure is counted, and resets the backoff.
     A normal return reports ``stopped`` and returns; cancellation (or any other
     `BaseException`) reports ``stopped`` and propagates. ``task_status.started()`` is
     called once the first run has started.
@@ -99,7 +107,10 @@ async def supervise(
             if breaker is not None:
                 if ran_for >= backoff.healthy_after:
                     breaker.record_success()
-                breaker.record_failure()
+                if isinstance(error, PersistentFailure):
+                    breaker.trip()
+                else:
+                    breaker.record_failure()
                 if breaker.state is BreakerState.OPEN:
                     continue  # the breaker decides the wait: reported at the loop's top
             on_state(name, "backing-off", StateDetail(restarts, delay, error))

@@ -67,6 +67,7 @@ log = logging.getLogger("f1daemon.daemon")
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILED = 0, 1
+SOURCES_SHARE = 0.5  # of the shutdown deadline, for the sources to drain
 
 
 def _running(value: T | None, what: str) -> T:
@@ -238,8 +239,9 @@ class Daemon:
         self.notifier.stopping(f"draining (deadline {deadline:g} s)")
         log.info("shutting down", extra={"fields": {"deadline_s": deadline}})
         with trio.move_on_after(deadline) as scope:
-            for name in self.supervision.running():
-                self.supervision.stop(name)
+            # The sources get part of the deadline to write what they received; the
+            # rest is for the writer, the followers and the record of what was not.
+            await self.supervision.stop_all(trio.current_time() + deadline * SOURCES_SHARE)
             await self.intake.flush_shedding()
             await writer.close()
             await writer_done.wait()
@@ -248,6 +250,8 @@ class Daemon:
         if scope.cancelled_caught:
             log.error("shutdown deadline passed with %d requests unwritten", writer.mailbox_depth())
             return False
+        if self.source_states.unwritten_facts:
+            return False  # recorded (FactsUnwritten) and logged as it happened
         log.info("stopped", extra={"fields": {"facts": writer.health.facts}})
         return True
 
@@ -294,6 +298,7 @@ class Daemon:
                 find_origin=find_origin,
                 on_gap=self.source_states.gap,
                 on_lost=self.source_states.lost,
+                on_unwritten=self.source_states.unwritten,
             )
         if settings.kind == "forecast":
             return forecast_feed(settings)

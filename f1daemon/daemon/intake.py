@@ -77,6 +77,14 @@ class Intake:
             await writer.append(to_log)
         if runtime.settings.shed_telemetry and len(to_log) == len(facts):
             await self.flush_shedding(runtime.name)  # logging everything again: record the gap
+        if runtime.persistent_error is not None:
+            log.info(
+                "source %s works again (it failed with %s)",
+                runtime.name,
+                runtime.persistent_error,
+                extra={"fields": {"source": runtime.name}},
+            )
+            runtime.persistent_error = None
         now = trio.current_time()
         runtime.position += len(facts)
         self.count(runtime.name, to_log, now - arrived)

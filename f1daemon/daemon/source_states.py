@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from f1daemon.actors import ActorState, StateDetail
+from f1daemon.actors import ActorState, PersistentFailure, StateDetail
 from f1daemon.daemon.sources import SourceRuntime
 from f1daemon.daemon.state_lane import StateLane
-from f1daemon.domain.events import ConnectionGap, SourceStateChanged
+from f1daemon.domain.events import ConnectionGap, FactsUnwritten, SourceStateChanged
 from f1daemon.metrics import Metrics
 from f1daemon.sources.signalr import ConnectionGap as LiveGap
 
@@ -32,6 +32,8 @@ class SourceStates:
         self._sources = sources
         self._metrics = metrics
         self._lane = lane
+        self.unwritten_facts = 0
+        """Facts sources received but did not write (stopped at a deadline)."""
 
     def supervised(self, name: str, state: ActorState, detail: StateDetail) -> None:
         """The supervisor's report: a run of source `name` started, failed or stopped."""
@@ -40,26 +42,50 @@ class SourceStates:
             return
         runtime.state = state
         error = None
+        level = logging.INFO
         if detail.error is not None and state in ("backing-off", "circuit-open"):
             error = f"{type(detail.error).__name__}: {detail.error}"
             runtime.last_error = error
+            level = logging.WARNING
+            if isinstance(detail.error, PersistentFailure):
+                # The operator must act (renew the token): said once, loudly; each
+                # trial at the breaker's pace that fails alike is only recorded.
+                level = logging.DEBUG if error == runtime.persistent_error else logging.ERROR
+                runtime.persistent_error = error
+            else:
+                runtime.persistent_error = None
+        elif runtime.persistent_error is not None and state == "running":
+            level = logging.DEBUG  # a trial of a source that keeps failing alike
         if detail.restarts > runtime.restarts:  # a run failed since the last report
             failed = detail.restarts - runtime.restarts
             self._metrics.restarts.labels(name).inc(failed)
             self._metrics.errors.labels(name, type(detail.error).__name__).inc(failed)
         runtime.restarts = detail.restarts
         self._metrics.source_up.labels(name).set(1 if state == "running" else 0)
-        self.record(runtime, state, detail.delay, error)
+        self.record(runtime, state, detail.delay, error, level=level)
 
     def record(
-        self, runtime: SourceRuntime, state: str, delay: float | None, error: str | None
+        self,
+        runtime: SourceRuntime,
+        state: str,
+        delay: float | None,
+        error: str | None,
+        *,
+        level: int | None = None,
     ) -> None:
-        """Log `runtime`'s `state` and record it in the log."""
+        """Log `runtime`'s `state` (at `level`; default: a warning with an error, else
+        info) and record it in the log."""
         fields = {"source": runtime.name, "state": state, "restarts": runtime.restarts}
         if error:
             fields["error"] = error
-        level = logging.WARNING if error else logging.INFO
-        log.log(level, "source %s: %s", runtime.name, state, extra={"fields": fields})
+        if level is None:
+            level = logging.WARNING if error else logging.INFO
+        if error and level >= logging.ERROR:  # the one line an operator acts on: say why
+            log.log(
+                level, "source %s: %s: %s", runtime.name, state, error, extra={"fields": fields}
+            )
+        else:
+            log.log(level, "source %s: %s", runtime.name, state, extra={"fields": fields})
         event = SourceStateChanged(
             session=runtime.session or "",
             source=runtime.name,
@@ -107,3 +133,24 @@ class SourceStates:
         runtime.state = "running"
         self._metrics.source_up.labels(runtime.name).set(1)
         self.record(runtime, "reconnected", None, gap.reason)
+
+    def unwritten(self, runtime: SourceRuntime, count: int, reason: str) -> None:
+        """A stopped source had received `count` facts it could not write: never silent."""
+        self.unwritten_facts += count
+        log.error(
+            "source %s: %d received facts not written: %s",
+            runtime.name,
+            count,
+            reason,
+            extra={"fields": {"source": runtime.name, "unwritten": count}},
+        )
+        self._lane.queue(
+            SOURCE_STATES_STREAM,
+            FactsUnwritten(
+                session=runtime.session or "",
+                source=runtime.name,
+                count=count,
+                reason=reason,
+                at=datetime.now(UTC),
+            ),
+        )

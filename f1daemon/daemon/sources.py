@@ -52,6 +52,15 @@ class SourceRuntime:
     paused: bool = False
     unpaused: trio.Event = field(default_factory=trio.Event)
     deadline: float = math.inf  # trio time by which it must show progress
+    # A failure the operator must fix (a refused token), once reported: its retries at
+    # the breaker's pace are not reported again until the source logs facts again.
+    persistent_error: str | None = None
+    # A clean stop: a source that `drains` stops taking in (its connection) when
+    # `stopping` is set, writes what it received and returns; `received` counts the
+    # facts its connection handed on (the others are cancelled at once).
+    drains: bool = False
+    stopping: trio.Event = field(default_factory=trio.Event)
+    received: int = 0
 
     def __post_init__(self) -> None:
         self.unpaused.set()

@@ -40,6 +40,7 @@ class SourceSupervision:
         self._rng = rng
         self._runtimes = runtimes
         self._scopes: dict[str, trio.CancelScope] = {}
+        self._ended: dict[str, trio.Event] = {}
 
     def running(self) -> list[str]:
         """The sources started and not stopped since."""
@@ -59,11 +60,32 @@ class SourceSupervision:
         self._runtimes[settings.name] = runtime
         scope = trio.CancelScope()
         self._scopes[settings.name] = scope
+        self._ended[settings.name] = trio.Event()
         await nursery.start(self._supervise, runtime, feed, scope, on_state)
 
     def stop(self, name: str) -> None:
         """Cancel source `name` (it reports `stopped`); its runtime stays."""
         self._scopes.pop(name).cancel()
+
+    async def stop_all(self, drain_until: float) -> None:
+        """Stop every source for a shutdown. One that drains (the live source, whose
+        received facts exist nowhere else) stops taking in and writes what it holds,
+        until trio time `drain_until`; the others are cancelled at once (a replay
+        resumes from its position, a poll fetches again). Then any left are cancelled."""
+        names = self.running()
+        for name in names:
+            runtime = self._runtimes[name]
+            if runtime.drains:
+                runtime.stopping.set()
+                # A paused source holds what it received: a stop writes it all the same.
+                runtime.unpaused.set()
+            else:
+                self.stop(name)
+        with trio.move_on_at(drain_until):
+            for name in names:
+                await self._ended[name].wait()
+        for name in self.running():
+            self.stop(name)
 
     async def _supervise(
         self,
@@ -80,17 +102,21 @@ class SourceSupervision:
             jitter=supervision.backoff_jitter,
             healthy_after=supervision.healthy_after_s,
         )
-        with scope:
-            # One supervised nursery per source: its failures stay inside it.
-            async with open_supervisor(
-                on_state=on_state, backoff=backoff, rng=self._rng
-            ) as supervisor:
-                await supervisor.start(
-                    runtime.name,
-                    functools.partial(self._watched, runtime, feed),
-                    breaker=runtime.breaker,
-                )
-                task_status.started()
+        ended = self._ended[runtime.name]
+        try:
+            with scope:
+                # One supervised nursery per source: its failures stay inside it.
+                async with open_supervisor(
+                    on_state=on_state, backoff=backoff, rng=self._rng
+                ) as supervisor:
+                    await supervisor.start(
+                        runtime.name,
+                        functools.partial(self._watched, runtime, feed),
+                        breaker=runtime.breaker,
+                    )
+                    task_status.started()
+        finally:
+            ended.set()
 
     async def _watched(self, runtime: SourceRuntime, feed: Feed) -> None:
         """One run of a source's feed, under the no-data watchdog."""

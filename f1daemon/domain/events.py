@@ -512,6 +512,21 @@ class TelemetryShed(Event):
     at: datetime = Field(description="UTC wall-clock time the shedding ended.")
 
 
+class FactsUnwritten(Event):
+    """Facts a source had received that were not acknowledged as written when the
+    shutdown's deadline for draining it passed (never silent).
+
+    The count may include a last batch handed to the writer, which commits what it
+    holds before the daemon exits; it never misses a fact that was lost.
+    Daemon-wide: `session` is the session the source was feeding, or empty.
+    """
+
+    source: str = Field(description="The source whose received facts were not written.")
+    count: int = Field(ge=1, description="Facts received but not acknowledged as written.")
+    reason: str = Field(description="Why, e.g. `the shutdown deadline (10 s) passed`.")
+    at: datetime = Field(description="UTC wall-clock time the source was stopped.")
+
+
 class QuarantineReleased(Event):
     """An operator released a record QA had quarantined: derivations from here on keep it.
 
@@ -690,6 +705,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     SourceStateChanged,
     TelemetryShed,
     ConnectionGap,
+    FactsUnwritten,
     QuarantineReleased,
     *DERIVED_TYPES,
 )

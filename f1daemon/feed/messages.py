@@ -13,7 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 # Every topic the live feed publishes during a session: everything the decoders read,
-# and the rest (facts first: decoders may come later).
+# and the rest (facts first: decoders may come later). The last five are what the
+# other live clients (FastF1's, f1-dash, OpenF1's) subscribe to besides: the pipeline
+# keeps them as facts and derives nothing from them yet (it decodes `DECODED_TOPICS`
+# and lets every other topic through, never quarantining a topic it does not read).
 FEED_TOPICS = (
     "Heartbeat",
     "SessionInfo",
@@ -33,6 +36,11 @@ FEED_TOPICS = (
     "WeatherData",
     "CarData.z",
     "Position.z",
+    "PitLaneTimeCollection",
+    "DriverRaceInfo",
+    "PitStopSeries",
+    "RcmSeries",
+    "ChampionshipPrediction",
 )
 # Car telemetry: the bulk of the feed, and since late 2025 for F1 TV subscribers only.
 TELEMETRY_TOPICS = frozenset({"CarData.z", "Position.z"})
@@ -59,6 +67,8 @@ class FeedMessage(Protocol):
     @property
     def received_at(self) -> datetime | None: ...
     @property
+    def sent_at(self) -> datetime | None: ...
+    @property
     def payload(self) -> str: ...
     @property
     def keyframe(self) -> bool: ...
@@ -75,6 +85,7 @@ class RawMessage(NamedTuple):
     payload: str
     received_at: datetime | None = None
     keyframe: bool = False
+    sent_at: datetime | None = None  # (files carry the feed's stamps as received_at)
 
 
 class DigestedTiming(NamedTuple):
@@ -95,3 +106,4 @@ class DigestedTiming(NamedTuple):
     topic: str = "TimingData"
     received_at: datetime | None = None
     keyframe: bool = False
+    sent_at: datetime | None = None

@@ -45,6 +45,14 @@ from f1daemon.feed.telemetry import position_batch, telemetry_batch
 from f1daemon.feed.timebase import TimeBaseTracker
 from f1daemon.feed.track_status import TrackStatusTracker
 
+# 4.0.0: laps numbered as FastF1 and OpenF1 number them (no lap for the time in the
+# garage before the first pit exit); a lap time spanning a stay in the pits is the
+# lap's `line_to_line_ms`, not its time; the ST speed trap belongs to the lap in
+# progress; a later crossing's time does not replace a lap's.
+# A replayed message (same content, no later stamp) changes nothing. DriverList and
+# SessionInfo derived (`DriverListed`, `SessionDescribed`).
+# 3.1.0: a live fact's time base and UTC follow the feed's stamps (`sent_at`), not
+# our receipt times; a keyframe's receipt moves the time base no more.
 # 3.0.0: one fold over the facts in log order, as the continuous derivation reads
 # them (no sort by stream time); the time base is estimated as the facts come, each
 # move a new TimeBaseEstablished; QA checks each record once, when it is final.
@@ -52,12 +60,6 @@ from f1daemon.feed.track_status import TrackStatusTracker
 # from track status, race control and timing; WeatherForecast facts decoded.
 # 2.2.0: each run ends with its QA outcome (`f1daemon.qa.verdicts`). A QA rule's new
 # version changes derived data too, so it is a new pipeline version.
-# 4.0.0: laps numbered as FastF1 and OpenF1 number them (no lap for the time in the
-# garage before the first pit exit); a lap time spanning a stay in the pits is the
-# lap's `line_to_line_ms`, not its time; the ST speed trap belongs to the lap in
-# progress; a later crossing's time does not replace a lap's.
-# A replayed message (same content, no later stamp) changes nothing. DriverList and
-# SessionInfo derived (`DriverListed`, `SessionDescribed`).
 PIPELINE_VERSION = "4.0.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
@@ -152,7 +154,8 @@ class Pipeline:
                 else:
                     derived.extend(self.roster.on_message(message, now, utc, keyframe=keyframe))
         elif topic in DECODED_TOPICS:
-            utc = fact.received_at or self.time_base.utc_at(now)
+            # The feed's own stamp first (a live fact's), as the time base does.
+            utc = fact.sent_at or fact.received_at or self.time_base.utc_at(now)
             try:
                 derived.extend(self._decode(fact, now, utc, keyframe=keyframe))
             except ValueError as error:

@@ -6,6 +6,14 @@ data series, the clock) was published at or after that moment, so `utc - offset`
 is a lower bound of t0; the largest such bound is the estimate (stamps are often
 truncated to the second, so it is good to about a second). A live recording's
 receipt times give t0 directly.
+
+A live source's facts carry the feed's own stamp (`sent_at`) besides our receipt
+time: the stamp is the evidence, so the time base follows the feed's clock, not the
+moment a message reached us (how late a reconnect's catch-up or the log's
+back-pressure made that). A keyframe's receipt is no evidence at all: a snapshot is
+unstamped and its offset is only the stream time reached when it came — after an
+outage, the time before it — so its receipt minus its offset would move t0 by the
+length of the outage.
 """
 
 from __future__ import annotations
@@ -70,8 +78,11 @@ class TimeBaseTracker:
         if fact.topic == "SessionStatus" and start is None and '"Started"' in fact.payload:
             start = fact.offset_ms
         stamps: list[datetime] = []
-        if fact.received_at is not None:
-            stamps.append(fact.received_at)
+        if fact.sent_at is not None:
+            stamps.append(fact.sent_at)
+        elif fact.received_at is not None:
+            if not fact.keyframe:
+                stamps.append(fact.received_at)  # a recording's: the message's stamp
         elif fact.topic in STAMPED_TOPICS:
             stamps.extend(_stamps(fact.payload))
         for stamp in stamps:
