@@ -30,6 +30,8 @@ from f1daemon.store.eventlog import EventLog
 # PostgreSQL table of each export kind.
 TABLES = {
     "laps": "timing_data",
+    "drivers": "drivers",
+    "sessions": "sessions",
     "stints": "stints",
     "pits": "pit_stops",
     "track-status": "track_status",
