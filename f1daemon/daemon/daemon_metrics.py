@@ -89,7 +89,7 @@ class MetricsService:
         try:
             size = await trio.to_thread.run_sync(_storage_bytes, store)
         except (OSError, psycopg.Error) as error:
-            log.warning("cannot measure the store's size: %s", error)
+            log.warning("cannot measure the store's size: %s", store.scrub(str(error)))
             return
         self._daemon.metrics.storage_bytes.set(size)
 

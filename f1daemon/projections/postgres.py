@@ -26,6 +26,7 @@ from f1daemon.errors import UserError
 from f1daemon.projections.current import session_data
 from f1daemon.projections.exports import EXPORTS, export_table
 from f1daemon.store.eventlog import EventLog
+from f1daemon.store.url import parse_store_url
 
 # PostgreSQL table of each export kind.
 TABLES = {
@@ -74,6 +75,13 @@ class PostgresProjection:
     """Keeps the PostgreSQL tables equal to each session's current derived data."""
 
     def __init__(self, url: str) -> None:
+        # A store URL as the log's are: checked (one line, the password redacted), and
+        # its secrets kept out of every message below.
+        self._target = parse_store_url(url)
+        if self._target.backend != "postgresql":
+            raise UserError(
+                f"the tables go into PostgreSQL: {self._target.redacted} is not postgresql://…"
+            )
         self.url = url
         self._connection: psycopg.Connection[Any] | None = None
 
@@ -111,7 +119,8 @@ class PostgresProjection:
                 # the whole transaction, which committed nothing.
                 self.close()
                 if attempt == RETRIES - 1:
-                    raise UserError(f"PostgreSQL projection failed: {error}") from error
+                    reason = self._target.scrub(str(error))
+                    raise UserError(f"PostgreSQL projection failed: {reason}") from error
                 time.sleep(delays.next_delay(0.0))
         raise AssertionError("unreachable")
 
