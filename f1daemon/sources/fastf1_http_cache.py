@@ -212,6 +212,10 @@ def _body(path: Path, key: str, url: str) -> bytes:
         row = connection.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
     data = _plain(row[0]) if row else None
     content = data.get("_content") if data else None
+    if content is None and data is not None:
+        # A store written with `decode_content`: the body kept as text instead.
+        decoded = data.get("_decoded_content")
+        content = decoded.encode() if isinstance(decoded, str) else None
     if not isinstance(content, bytes):
         raise UserError(f"{path}: the cached response for {url} is gone or has no body")
     return content
