@@ -409,6 +409,8 @@ def _print_ingest(result: SessionIngest) -> None:
     )
     for report in result.recordings:
         print(f"  {report.summary()}")
+    for note in result.notes:
+        print(f"  {note}")
 
 
 def _backfill(args: argparse.Namespace) -> int:

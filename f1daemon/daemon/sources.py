@@ -6,8 +6,9 @@ The supervisor restarts a feed that raises; the runtime's `position` (facts
 acknowledged so far) lets a restarted replay resume where it stopped instead of
 starting over — appends are idempotent anyway, so an overlap costs time, not data.
 
-* `recording`: a live recording (SignalR / FastF1 capture) or an archive session
-  folder, replayed at `speed` times the pace at which it was received (0: at once).
+* `recording`: a live recording (SignalR / FastF1 capture, a saved subscribe reply),
+  an archive session folder or a FastF1 cache of one session (as `ingest` reads them),
+  replayed at `speed` times the pace at which it was received (0: at once).
 * `simulator`: a seeded simulated race written in the archive's formats into the
   state directory, then replayed like a recording. It is a source in its own right,
   named as such in the log and the metrics; never a stand-in for a real feed.
@@ -25,9 +26,9 @@ import trio
 from f1daemon.actors.breaker import CircuitBreaker
 from f1daemon.config import SourceSettings
 from f1daemon.domain.events import Fact
-from f1daemon.services.ingest import is_archive_path
-from f1daemon.sources.archive import read_facts, session_key_for, topic_files
-from f1daemon.sources.recording import read_recording
+from f1daemon.errors import UserError
+from f1daemon.sources.archive import read_facts
+from f1daemon.sources.recorded import ArchiveInput, read_input
 from f1daemon.sources.simulator import write_race
 
 MAX_BATCH = 500  # facts handed to the writer at once by a replay
@@ -107,13 +108,15 @@ class LoadedData:
 
 
 def load_recording(path: Path, session: str | None) -> LoadedData:
-    """The facts of a recording or an archive folder, in feed order (blocking)."""
-    if is_archive_path(path):
-        key = session or session_key_for(path)
-        return LoadedData(key, str(path), list(read_facts(key, topic_files(path))))
-    recording = read_recording(path)
-    key = session or recording.session_key()
-    return LoadedData(key, str(path), list(recording.facts(key)))
+    """The facts of a recording or archive files, in feed order (blocking)."""
+    inputs = read_input(path, session)
+    if len(inputs) > 1:
+        keys = ", ".join(item.session for item in inputs)
+        raise UserError(f"{path}: holds {len(inputs)} sessions ({keys}); set the one to replay")
+    (item,) = inputs
+    if isinstance(item, ArchiveInput):
+        return LoadedData(item.session, item.origin, list(read_facts(item.session, item.files)))
+    return LoadedData(item.session, item.origin, list(item.recording.facts(item.session)))
 
 
 def simulated_folder(settings: SourceSettings, state_dir: Path) -> Path:

@@ -1,8 +1,9 @@
 """`f1daemon ingest`: recorded feed files into a session's log, then derived events.
 
-A path is an archive session folder or `{Topic}.jsonStream` file, or a live recording
-(a classic SignalR capture or a FastF1 live-client file; told apart by content, see
-`f1daemon.sources.recording`). Facts are appended first and idempotently; the session
+A path is an archive session folder or `{Topic}.jsonStream` file, a FastF1 cache (its
+`.raw` pages, or its HTTP cache `fastf1_http_cache.sqlite`), a saved subscribe reply, or
+a live recording (a classic SignalR capture or a FastF1 live-client file): told apart
+by content, see `f1daemon.sources.recorded`. Facts are appended first and idempotently; the session
 is derived again only when new facts arrived or the pipeline changed, so ingesting the
 same files twice adds nothing.
 """
@@ -16,8 +17,9 @@ from pathlib import Path
 from f1daemon.domain.events import DerivationCompleted
 from f1daemon.feed.pipeline import PIPELINE_VERSION
 from f1daemon.services.derivation import derive_session
-from f1daemon.sources.archive import SUFFIX, TopicFile, read_facts, session_key_for, topic_files
-from f1daemon.sources.recording import Recording, RecordingReport, read_recording
+from f1daemon.sources.archive import TopicFile, read_facts
+from f1daemon.sources.recorded import ArchiveInput, RecordedInput, read_input
+from f1daemon.sources.recording import Recording, RecordingReport
 from f1daemon.store.eventlog import EventLog
 
 
@@ -32,43 +34,42 @@ class SessionIngest:
     derivation: DerivationCompleted | None  # None when nothing needed deriving again
     quarantined: int = 0  # quarantined lines appended (archive files: lines not UTF-8)
     recordings: tuple[RecordingReport, ...] = ()  # what each recording's lines came to
+    notes: tuple[str, ...] = ()  # what the inputs passed over (files of no feed, responses)
 
 
 @dataclass
 class _SessionFiles:
     origin: str
-    archive: dict[Path, TopicFile] = field(default_factory=dict)
+    # Keyed by file and topic: the files of one FastF1 HTTP cache are all its database.
+    archive: dict[tuple[Path, str], TopicFile] = field(default_factory=dict)
     recordings: dict[Path, Recording] = field(default_factory=dict)
-
-
-def is_archive_path(path: Path) -> bool:
-    """Whether a path is read as the static archive: a folder or a `.jsonStream` file."""
-    return path.is_dir() or path.name.endswith(SUFFIX) or not path.exists()
+    notes: dict[str, None] = field(default_factory=dict)  # ordered, each once
 
 
 def ingest_paths(
     log: EventLog, paths: Sequence[Path], session: str | None = None
 ) -> list[SessionIngest]:
-    """Ingest archive folders or files and recordings; group them by session (or into `session`).
+    """Ingest recorded inputs; group them by session (or into `session`).
 
-    A file named twice is read once. A recording's session is the one its SessionInfo
-    names (else its file's stem) unless `session` is given.
+    A path named twice is read once. Each input's session is the one it names (folder
+    name, SessionInfo, the cached URLs; see `f1daemon.sources.recorded`) unless
+    `session` is given.
     """
     groups: dict[str, _SessionFiles] = {}
+    read: dict[Path, list[RecordedInput]] = {}
     for path in paths:
-        if is_archive_path(path):
-            files = topic_files(path)  # a missing path is reported from here
-            key = session or session_key_for(path)
-            group = groups.setdefault(key, _SessionFiles(origin=str(path)))
-            for topic_file in files:
-                group.archive.setdefault(topic_file.path.resolve(), topic_file)
-        else:
-            resolved = path.resolve()
-            read = (g.recordings[resolved] for g in groups.values() if resolved in g.recordings)
-            recording = next(read, None) or read_recording(path)
-            key = session or recording.session_key()
-            group = groups.setdefault(key, _SessionFiles(origin=str(path)))
-            group.recordings.setdefault(resolved, recording)
+        resolved = path.resolve()
+        if resolved not in read:
+            read[resolved] = read_input(path, session)
+        for item in read[resolved]:
+            group = groups.setdefault(item.session, _SessionFiles(origin=item.origin))
+            if isinstance(item, ArchiveInput):
+                group.notes.update(dict.fromkeys(item.notes))
+                for topic_file in item.files:
+                    where = (topic_file.path.resolve(), topic_file.topic)
+                    group.archive.setdefault(where, topic_file)
+            else:
+                group.recordings.setdefault(resolved, item.recording)
     return [
         ingest_session(
             log,
@@ -76,6 +77,7 @@ def ingest_paths(
             list(group.archive.values()),
             group.origin,
             recordings=list(group.recordings.values()),
+            notes=tuple(group.notes),
         )
         for key, group in groups.items()
     ]
@@ -88,6 +90,7 @@ def ingest_session(
     origin: str,
     *,
     recordings: Sequence[Recording] = (),
+    notes: tuple[str, ...] = (),
 ) -> SessionIngest:
     """Append one session's files as facts, then derive the session if anything changed."""
     log.register_session(session, origin)
@@ -113,4 +116,5 @@ def ingest_session(
         derivation=derivation,
         quarantined=quarantined,
         recordings=tuple(recording.report for recording in recordings),
+        notes=notes,
     )

@@ -16,8 +16,8 @@ derivation from the facts does.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from f1daemon._native import digest_timing_stream, split_json_stream
@@ -36,6 +36,9 @@ class TopicFile:
 
     path: Path
     topic: str
+    # The file's bytes when they are not the file at `path` alone: a response kept in
+    # a FastF1 HTTP cache, whose store `path` then is. Called only when the file is read.
+    body: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
 
 
 def topic_files(path: Path) -> list[TopicFile]:
@@ -129,6 +132,8 @@ class _Lines:
 
 
 def _read(topic_file: TopicFile) -> bytes:
+    if topic_file.body is not None:
+        return topic_file.body()
     try:
         return topic_file.path.read_bytes()
     except OSError as error:
