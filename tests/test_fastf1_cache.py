@@ -113,8 +113,9 @@ def test_the_raw_folder_derives_the_archive_folders_laps(
     assert "3 .raw files are not live-timing streams and were skipped (ergast_race.raw" in out
     ours = list(csv.DictReader(io.StringIO(laps_csv(tmp_path, url, "laps.csv"))))
     theirs = list(csv.DictReader(io.StringIO(archive_laps)))
-    # What only the extra topics (SessionInfo, RaceControlMessages) can change.
-    extra = {"utc", "deleted", "flags"}
+    # What only the extra topics (SessionInfo, DriverList, RaceControlMessages) can
+    # change: the time base, race control's deletions, who the drivers are.
+    extra = {"utc", "deleted", "flags", "session_key", "driver_code", "team"}
 
     def same(row: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in row.items() if k not in extra}
@@ -122,6 +123,8 @@ def test_the_raw_folder_derives_the_archive_folders_laps(
     assert [same(r) for r in ours] == [same(r) for r in theirs]
     assert all(r["utc"] for r in ours)
     assert not any(r["utc"] for r in theirs)  # no UTC stamp in the archive folder's topics
+    assert {r["session_key"] for r in ours} == {"5778"}  # SessionInfo's Key
+    assert all(r["driver_code"] and r["team"] for r in ours)  # DriverList's names
     changed = [(r["driver"], r["lap"], r["flags"]) for r, t in zip(ours, theirs, strict=True)
                if (r["deleted"], r["flags"]) != (t["deleted"], t["flags"])]  # fmt: skip
     assert len(changed) == 3
