@@ -218,3 +218,26 @@ def test_the_daemons_recording_source_replays_a_saved_reply(
     loaded = load_recording(path, None)
     assert loaded.session == MONACO_FP2
     assert [f.topic for f in loaded.facts] == list(reply["R"])
+
+
+def test_a_saved_reply_exports_the_captures_drivers_and_session(
+    reply: dict[str, Any], testdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "initial_state.json"
+    saved.write_text(json.dumps(reply, indent=2), encoding="utf-8")
+    exported: dict[str, list[list[dict[str, Any]]]] = {"drivers": [], "sessions": []}
+    for name, path in (("reply", saved), ("capture", testdata / FP2)):
+        store = f"sqlite:///{tmp_path / name}.db"
+        assert main(["ingest", str(path), "--store", store]) == 0
+        for kind, tables in exported.items():
+            argv = ["export", kind, "--store", store, "--format", "json"]
+            capsys.readouterr()
+            assert main(argv) == 0
+            rows = json.loads(capsys.readouterr().out)
+            # When the event was derived is not what it says (the capture goes on).
+            tables.append([{k: v for k, v in r.items() if k not in ("utc",)} for r in rows])
+    for kind, (from_reply, from_capture) in exported.items():
+        assert from_reply, kind
+        assert from_reply == from_capture, kind
+    (session,) = exported["sessions"][0]
+    assert (session["session_name"], session["circuit_short_name"]) == ("Practice 2", "Monte Carlo")
