@@ -2,8 +2,9 @@
 
 Run as a script by the system python (as another user, with `runuser`), so it imports
 nothing but the standard library: `python3 -c SOURCE SOCKET KIND COUNT CONCURRENCY`.
-It makes COUNT connections of one KIND, CONCURRENCY at a time, and prints one JSON
-object: the kind, the connections made and how each ended.
+It says `ready`, waits for a line on stdin, then makes COUNT connections of one KIND,
+CONCURRENCY at a time, and prints one JSON object: the kind, the connections made and
+how each ended.
 
 Kinds: `silent` (connects, says nothing), `trickle` (a byte every 0.3 s, never a
 newline), `refused` (run as a user the daemon does not let in: asks for status, or
@@ -124,4 +125,8 @@ async def main(path: str, kind: str, count: int, concurrency: int) -> None:
 
 
 if __name__ == "__main__":
+    # Up and waiting: the attack starts when the test says so (a line on stdin), so
+    # that the interpreters' start-up is not part of what the daemon is measured under.
+    print("ready", flush=True)
+    sys.stdin.readline()
     asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))

@@ -369,6 +369,36 @@ async def test_a_trickled_request_line_must_be_complete_within_its_deadline(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_client_that_does_not_read_its_replies_costs_one_reply(
+    tmp_path: Path,
+) -> None:
+    answered: list[str] = []
+
+    async def counting(request: Request) -> object:
+        answered.append(request.command)
+        return "x" * 50_000  # a reply as large as a busy daemon's metrics
+
+    limits = ControlLimits(client_timeout_s=1.0)
+    control = ControlServer(tmp_path / "ctl.sock", counting, limits)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(control.serve)
+        async with await trio.open_unix_socket(str(control.path)) as stream:
+            with trio.fail_after(5):
+                await stream.send_all(b'{"command": "metrics"}\n' * 1000)
+            await trio.sleep(0.5)
+            assert answered == ["metrics"]  # the rest wait for the first to be read
+            first = await read_line(stream)
+            assert first is not None
+            assert first["ok"] is True
+            # Not reading again: a reply or two more are worked out, and after
+            # client_timeout_s the connection ends.
+            await trio.sleep(1.5)
+            assert 2 <= len(answered) <= 3
+            assert control.clients == 0
+        assert len(answered) <= 3
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_live_socket_is_never_replaced_or_removed(tmp_path: Path) -> None:
     path = tmp_path / "ctl.sock"
     first = ControlServer(path, echo_handler, ControlLimits())

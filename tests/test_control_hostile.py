@@ -92,16 +92,27 @@ speed = 20
             assert call(socket_path, "status", [], timeout=5)["ok"] is True
             quiet.append(time.monotonic() - start)
             time.sleep(0.1)
-        latencies: list[float] = []
-        slow: list[tuple[float, float]] = []
-        began = time.monotonic()
         for kind in KINDS:
             user = "daemon" if kind == "refused" else "nobody"
             command = [SYSTEM_PYTHON, "-c", HOSTILE, str(socket_path), kind]
             command += [str(CONNECTIONS), str(CONCURRENCY)]
             workers.append(
-                subprocess.Popen(["runuser", "-u", user, "--", *command], stdout=subprocess.PIPE)
+                subprocess.Popen(
+                    ["runuser", "-u", user, "--", *command],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                )
             )
+        for worker in workers:  # every attacker up (their start-up is not the attack) ...
+            assert worker.stdout is not None
+            assert worker.stdout.readline() == b"ready\n"
+        latencies: list[float] = []
+        slow: list[tuple[float, float]] = []
+        began = time.monotonic()
+        for worker in workers:  # ... then all at once
+            assert worker.stdin is not None
+            worker.stdin.write(b"go\n")
+            worker.stdin.close()
         last_growth = time.monotonic()
         while any(w.poll() is None for w in workers):
             assert time.monotonic() - began < 90, "the hostile clients did not finish"
@@ -118,13 +129,17 @@ speed = 20
             assert time.monotonic() - last_growth < 5, "no facts logged for 5 s"
             time.sleep(0.1)
         duration = time.monotonic() - began
-        reports = [orjson.loads(w.communicate()[0]) for w in workers]
+        reports = [orjson.loads(_output(w)) for w in workers]
         assert daemon.poll() is None
         assert call(socket_path, "status", [], timeout=5)["ok"] is True
     finally:
-        for worker in workers:
+        for worker in workers:  # only when the test failed midway
             if worker.poll() is None:
-                worker.kill()
+                worker.terminate()  # runuser passes it on to its child
+                worker.wait(timeout=30)
+            for pipe in (worker.stdin, worker.stdout):
+                if pipe is not None and not pipe.closed:
+                    pipe.close()
         daemon.send_signal(signal.SIGTERM)
         exit_status = daemon.wait(timeout=60)
     latencies.sort()
@@ -168,3 +183,12 @@ def wait_for_facts(path: Path) -> int:
             return logged
         time.sleep(0.1)
     raise AssertionError("the daemon did not start logging facts")
+
+
+def _output(worker: subprocess.Popen[bytes]) -> bytes:
+    """What a worker printed, once it has ended."""
+    assert worker.stdout is not None
+    with worker.stdout:
+        output = worker.stdout.read()
+    worker.wait(timeout=30)
+    return output

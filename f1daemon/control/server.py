@@ -7,7 +7,9 @@ else notices: whatever one client's task raises ends that client only. Peers are
 identified with SO_PEERCRED: root, the daemon's own user and the configured uids/gids
 are let in, and root and the daemon's user have a slot of their own beyond
 `max_clients`, so that the operator's `ctl` is answered however many other clients
-hold the ordinary slots.
+hold the ordinary slots; the other users' requests are worked out one at a time, so
+that the operator's never wait behind them either. A client's next reply is worked out
+only once it has read the last.
 
 The socket path is claimed, not taken: a socket there that accepts a connection
 belongs to a running daemon and is left alone (`SocketInUseError` names its pid); only
@@ -17,13 +19,16 @@ the socket only if the path still is the one it bound.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import socket
 import stat
 import struct
+import termios
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +53,7 @@ MAX_REFUSALS = 64
 OPERATOR_SLOTS = 1  # beyond max_clients, for root and the daemon's own user
 PROBE_TIMEOUT_S = 2.0  # how long a socket found at the path is given to accept
 ACCEPT_RETRY_S = 0.1  # after accept failed for want of descriptors or memory
+REPLY_POLL_S, REPLY_POLL_MAX_S = 0.005, 0.1  # checks that a reply was read, backing off
 
 
 class SocketInUseError(UserError):
@@ -109,6 +115,7 @@ class ControlServer:
         self._on_request = on_request or (lambda command, outcome: None)
         self._clients = 0
         self._refusing = 0
+        self._ordinary_work = trio.CapacityLimiter(1)
         self._listener: trio.SocketListener | None = None
         self._bound: tuple[int, int] | None = None  # (st_dev, st_ino) of our socket
 
@@ -215,7 +222,7 @@ class ControlServer:
                     return
                 self._clients += 1
                 served = True
-                await self._serve_lines(stream)
+                await self._serve_lines(stream, peer)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away mid-reply
         except OSError as error:
@@ -248,14 +255,39 @@ class ControlServer:
         finally:
             self._refusing -= 1
 
-    async def _serve_lines(self, stream: trio.SocketStream) -> None:
+    async def _serve_lines(self, stream: trio.SocketStream, peer: Peer) -> None:
+        # Other users' requests are worked out one at a time; the operators' never wait
+        # for them: a `ctl status` is answered while others keep the daemon busy.
+        work = contextlib.nullcontext() if peer.operator else self._ordinary_work
         buffer = bytearray()
         while True:
             line = await self._next_line(stream, buffer)
             if line is None:
                 return
-            if line and not await self._send(stream, await self._reply(line)):
+            if not line:
+                continue
+            # The next reply is worked out only once the client has read the last: a
+            # client that sends requests and never reads costs one reply, not a socket
+            # buffer's worth of them (a `metrics` reply is tens of kB of work each).
+            if not await self._reply_taken(stream):
                 return
+            async with work:
+                reply = await self._reply(line)
+            if not await self._send(stream, reply):
+                return
+
+    async def _reply_taken(self, stream: trio.SocketStream) -> bool:
+        """Wait until every byte sent to the client has been read by it; False when it
+        has not within `client_timeout_s` (then the connection ends)."""
+        deadline = trio.current_time() + self.limits.client_timeout_s
+        pause = REPLY_POLL_S
+        while _unread_bytes(stream) > 0:
+            if trio.current_time() >= deadline:
+                self._on_request("-", "unread")
+                return False
+            await trio.sleep(pause)
+            pause = min(pause * 2, REPLY_POLL_MAX_S)
+        return True
 
     async def _next_line(self, stream: trio.SocketStream, buffer: bytearray) -> bytes | None:
         """The next request line (stripped; empty for a blank line), or None when the
@@ -321,6 +353,16 @@ class ControlServer:
             await stream.send_all(data)
             return True
         return False
+
+
+def _unread_bytes(stream: trio.SocketStream) -> int:
+    """Bytes sent on a Unix socket that its peer has not read yet (Linux's SIOCOUTQ)."""
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(stream.socket.fileno(), termios.TIOCOUTQ, count)
+    except OSError:
+        return 0  # cannot tell: do not hold the client up
+    return count[0]
 
 
 def _too_long(limit: int) -> str:
