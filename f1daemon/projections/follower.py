@@ -30,7 +30,7 @@ from f1daemon.domain.events import DerivationCompleted, DerivationStarted, Deriv
 from f1daemon.feed.pipeline import PIPELINE_VERSION, Pace
 from f1daemon.projections.fold import SessionFold, stream_ordered
 from f1daemon.store.eventlog import EventLog
-from f1daemon.store.persistence import envelope_of, topic_of
+from f1daemon.store.persistence import digest_entry, envelope_of, topic_of
 
 log = logging.getLogger(__name__)
 
@@ -225,10 +225,7 @@ class DerivationFollower:
     def _hash(self, events: Sequence[DerivedEvent]) -> None:
         # As `events_digest` over the stored events: the same bytes, without reading them.
         for event in events:
-            self._events_digest.update(topic_of(type(event)).encode())
-            self._events_digest.update(b"\0")
-            self._events_digest.update(envelope_of(event))
-            self._events_digest.update(b"\0")
+            self._events_digest.update(digest_entry(topic_of(type(event)), envelope_of(event)))
 
 
 def read_order(

@@ -69,6 +69,7 @@ from f1daemon.errors import UserError
 from f1daemon.store.faults import GuardedRecorder, StoreFault, describe
 from f1daemon.store.persistence import (
     UnexpectedEventError,
+    digest_entry,
     plain_state,
     to_domain_event,
     to_domain_event_of,
@@ -92,10 +93,7 @@ def events_digest(stored: Sequence[StoredEvent]) -> str:
     """SHA-256 over stored events' topics and states, in order."""
     digest = hashlib.sha256()
     for event in stored:
-        digest.update(event.topic.encode())
-        digest.update(b"\0")
-        digest.update(plain_state(event.state))
-        digest.update(b"\0")
+        digest.update(digest_entry(event.topic, plain_state(event.state)))
     return digest.hexdigest()
 
 

@@ -29,6 +29,12 @@ COMPRESS_ABOVE = 512
 _ZLIB_HEADER = 0x78
 
 
+def digest_entry(topic: str, envelope: bytes) -> bytes:
+    """What an event adds to a run's digest (`DerivationCompleted.events_sha256`): its
+    topic and its JSON envelope, each ended by a NUL."""
+    return b"%s\0%s\0" % (topic.encode(), envelope)
+
+
 def plain_state(state: bytes) -> bytes:
     """A stored state as its JSON envelope (inflated when it was stored deflated)."""
     return zlib.decompress(state) if state[:1] == bytes((_ZLIB_HEADER,)) else state
