@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,9 +19,8 @@ from f1daemon.feed.messages import FeedMessage
 from f1daemon.feed.pipeline import derive
 from f1daemon.feed.replays import ReplayFilter
 from f1daemon.sources.archive import read_facts, read_messages, topic_files
-from tests.conftest import TESTDATA
 
-MEXICO = TESTDATA / "livetiming" / "2021-11-07_Mexico_City_Grand_Prix__2021-11-06_Qualifying"
+MEXICO = Path("livetiming") / "2021-11-07_Mexico_City_Grand_Prix__2021-11-06_Qualifying"
 
 
 def _facts(folder: Path) -> list[Fact]:
@@ -33,34 +33,40 @@ def _laps(facts: Sequence[Fact | FeedMessage]) -> list[LapCompleted | PitStop]:
     return [e for e in derivation.events if isinstance(e, LapCompleted | PitStop)]
 
 
-FACTS = _facts(MEXICO) if MEXICO.is_dir() else []
-LAPS = _laps(FACTS) if FACTS else []
+@pytest.fixture(scope="module")
+def recording(testdata: Path) -> tuple[list[Fact], list[LapCompleted | PitStop]]:
+    """The recording's facts and the laps and stops they derive, once."""
+    facts = _facts(testdata / MEXICO)
+    return facts, _laps(facts)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_duplicating_any_lines_of_a_recording_leaves_its_laps_as_they_were(
-    data: st.DataObject,
+    recording: tuple[list[Fact], list[LapCompleted | PitStop]], data: st.DataObject
 ) -> None:
-    assert FACTS, f"the recording {MEXICO} is needed"
-    timing = [i for i, f in enumerate(FACTS) if f.topic == "TimingData"]
+    facts, laps = recording
+    timing = [i for i, f in enumerate(facts) if f.topic == "TimingData"]
     chosen = set(data.draw(st.lists(st.sampled_from(timing), min_size=1, max_size=400)))
-    chosen |= set(data.draw(st.lists(st.integers(0, len(FACTS) - 1), max_size=50)))
+    chosen |= set(data.draw(st.lists(st.integers(0, len(facts) - 1), max_size=50)))
     doubled: list[Fact] = []
-    for index, fact in enumerate(FACTS):
+    for index, fact in enumerate(facts):
         doubled.append(fact)
         if index in chosen:  # the line again, right after itself (its own line number)
             doubled.append(fact.model_copy(update={"sequence": fact.sequence + 1_000_000}))
-    assert _laps(doubled) == LAPS
+    assert _laps(doubled) == laps
 
 
-def test_every_timing_data_line_twice_still_gives_the_same_laps() -> None:
-    doubled = [g for f in FACTS for g in ((f, f) if f.topic == "TimingData" else (f,))]
-    assert _laps(doubled) == LAPS
+def test_every_timing_data_line_twice_still_gives_the_same_laps(
+    recording: tuple[list[Fact], list[LapCompleted | PitStop]], testdata: Path
+) -> None:
+    facts, laps = recording
+    doubled = [g for f in facts for g in ((f, f) if f.topic == "TimingData" else (f,))]
+    assert _laps(doubled) == laps
     # The same through the files read in memory (TimingData digested ahead).
-    read = list(read_messages(topic_files(MEXICO)))
-    assert _laps(read) == LAPS
-    assert _laps([g for f in read for g in (f, f)]) == LAPS
+    read = list(read_messages(topic_files(testdata / MEXICO)))
+    assert _laps(read) == laps
+    assert _laps([g for f in read for g in (f, f)]) == laps
 
 
 def test_the_same_content_with_a_later_stamp_is_news() -> None:
