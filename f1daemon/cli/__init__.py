@@ -38,6 +38,12 @@ EXPORT_KINDS = (
     "positions",
     "telemetry",
     "car-positions",
+    "results",
+    "sprint-results",
+    "qualifying",
+    "reference-laps",
+    "reference-pits",
+    "forecasts",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -28,7 +28,7 @@ from f1daemon.config import SourceSettings
 from f1daemon.domain.events import Fact
 from f1daemon.errors import UserError
 from f1daemon.sources.archive import read_facts
-from f1daemon.sources.recorded import ArchiveInput, read_input
+from f1daemon.sources.recorded import ArchiveInput, PageInput, read_input
 from f1daemon.sources.simulator import write_race
 
 MAX_BATCH = 500  # facts handed to the writer at once by a replay
@@ -116,6 +116,8 @@ def load_recording(path: Path, session: str | None) -> LoadedData:
     (item,) = inputs
     if isinstance(item, ArchiveInput):
         return LoadedData(item.session, item.origin, list(read_facts(item.session, item.files)))
+    if isinstance(item, PageInput):
+        raise UserError(f"{path}: a Jolpica page, not a feed recording (`ingest` takes it)")
     return LoadedData(item.session, item.origin, list(item.recording.facts(item.session)))
 
 

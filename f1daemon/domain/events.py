@@ -638,6 +638,10 @@ class SessionDescribed(Timed):
     year: int | None = Field(default=None, description="Season.")
 
 
+# Official results (Jolpica's rows) are in their own module, built on Event above;
+# `f1daemon.domain` imports this module first, so either may be imported first.
+from f1daemon.domain.results import RESULT_TYPES, ResultEvent  # noqa: E402
+
 # What sources send: every message as received, or the line that could not be one.
 Fact = MessageReceived | RecordQuarantined
 # What a derivation reads: the facts and the operators' releases.
@@ -667,6 +671,7 @@ DerivedEvent = (
     | WeatherForecast
     | DriverListed
     | SessionDescribed
+    | ResultEvent
 )
 
 DERIVED_TYPES: tuple[type[Event], ...] = (
@@ -693,6 +698,7 @@ DERIVED_TYPES: tuple[type[Event], ...] = (
     WeatherForecast,
     DriverListed,
     SessionDescribed,
+    *RESULT_TYPES,
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (

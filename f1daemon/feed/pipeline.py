@@ -31,7 +31,7 @@ from f1daemon.domain.events import (
     TimeBaseEstablished,
     TrackStatusChanged,
 )
-from f1daemon.feed import forecast, weather
+from f1daemon.feed import forecast, jolpica, weather
 from f1daemon.feed.identities import DriverRoster, SessionDescription
 from f1daemon.feed.laps import LapFitter
 from f1daemon.feed.messages import DigestedTiming, FeedMessage
@@ -45,6 +45,8 @@ from f1daemon.feed.telemetry import position_batch, telemetry_batch
 from f1daemon.feed.timebase import TimeBaseTracker
 from f1daemon.feed.track_status import TrackStatusTracker
 
+# 4.1.0: Jolpica pages decoded into their rows (`f1daemon.domain.results`), not
+# quarantined for want of a stream offset.
 # 4.0.0: laps numbered as FastF1 and OpenF1 number them (no lap for the time in the
 # garage before the first pit exit); a lap time spanning a stay in the pits is the
 # lap's `line_to_line_ms`, not its time; the ST speed trap belongs to the lap in
@@ -60,7 +62,7 @@ from f1daemon.feed.track_status import TrackStatusTracker
 # from track status, race control and timing; WeatherForecast facts decoded.
 # 2.2.0: each run ends with its QA outcome (`f1daemon.qa.verdicts`). A QA rule's new
 # version changes derived data too, so it is a new pipeline version.
-PIPELINE_VERSION = "4.0.0"
+PIPELINE_VERSION = "4.1.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
 MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})
@@ -107,6 +109,8 @@ class Pipeline:
         """
         if fact.topic == forecast.TOPIC:
             return self._forecast(fact)  # fetched, not streamed: no offset
+        if fact.topic.startswith(jolpica.TOPIC_PREFIX):
+            return self._jolpica(fact)  # fetched too
         now = fact.offset_ms
         if now is None:
             return [
@@ -252,6 +256,16 @@ class Pipeline:
         except ValueError as error:
             return [self._quarantine(fact, "decode.forecast", str(error))]
         return list(rows)
+
+    def _jolpica(self, fact: FeedMessage) -> list[DerivedEvent]:
+        # A Jolpica page: one event per row, or the whole body quarantined.
+        kind = jolpica.kind_of_topic(fact.topic)
+        if kind is None:
+            return [self._quarantine(fact, "decode.jolpica", f"no Jolpica kind {fact.topic!r}")]
+        try:
+            return list(jolpica.page_events(kind, fact.payload, self.session))
+        except jolpica.JolpicaParseError as error:
+            return [self._quarantine(fact, "decode.jolpica", str(error))]
 
     def _leader_lap(self) -> int | None:
         lap_count = self.states.get("LapCount")

@@ -40,8 +40,16 @@ from f1daemon.domain.events import (
     TelemetryBatch,
     Timed,
     TrackStatusChanged,
+    WeatherForecast,
     WeatherObserved,
 )
+from f1daemon.domain.results import (
+    QualifyingPublished,
+    ReferenceLapPublished,
+    ReferencePitStopPublished,
+    ResultPublished,
+)
+from f1daemon.projections import reference
 
 FORMATS = ("csv", "parquet", "json", "ndjson")
 LIST_SEPARATOR = ";"
@@ -164,6 +172,43 @@ EXPORTS: dict[str, Export] = {
             exploded=True,
             per_driver=True,
         ),
+        # Official results (Jolpica) of this session: see f1daemon.projections.reference.
+        Export(
+            "results",
+            ResultPublished,
+            "The race's official classification (Jolpica), one row per driver, by position.",
+            per_driver=True,
+        ),
+        Export(
+            "sprint-results",
+            ResultPublished,
+            "The sprint's official classification (Jolpica), one row per driver, by position.",
+            per_driver=True,
+        ),
+        Export(
+            "qualifying",
+            QualifyingPublished,
+            "The official qualifying result (Jolpica): each driver's Q1, Q2, Q3 bests.",
+            per_driver=True,
+        ),
+        Export(
+            "reference-laps",
+            ReferenceLapPublished,
+            "The race's laps as Jolpica times them (position, lap time), by driver then lap.",
+            per_driver=True,
+        ),
+        Export(
+            "reference-pits",
+            ReferencePitStopPublished,
+            "The race's pit stops as Jolpica records them, by driver then stop.",
+            per_driver=True,
+        ),
+        Export(
+            "forecasts",
+            WeatherForecast,
+            "One row per forecast time of each fetched forecast (Open-Meteo, OpenWeatherMap).",
+            renames={"wind_speed_ms": "wind_speed_mps"},
+        ),
     )
 }
 
@@ -275,6 +320,7 @@ _PREPARE: dict[str, Callable[[Sequence[Event], Sequence[DerivedEvent]], list[dic
     "stints": stint_rows,
     "drivers": _one_per_driver,
     "sessions": _latest_only,
+    **reference.PREPARE,
 }
 
 

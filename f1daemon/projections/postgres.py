@@ -42,6 +42,12 @@ TABLES = {
     "positions": "positions",
     "telemetry": "telemetry",
     "car-positions": "car_positions",
+    "results": "results",
+    "sprint-results": "sprint_results",
+    "qualifying": "qualifying_results",
+    "reference-laps": "reference_laps",
+    "reference-pits": "reference_pit_stops",
+    "forecasts": "weather_forecasts",
 }
 TRACKING_TABLE = "f1daemon_projection"
 RETRIES = 5

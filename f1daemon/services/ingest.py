@@ -1,7 +1,8 @@
 """`f1daemon ingest`: recorded feed files into a session's log, then derived events.
 
 A path is an archive session folder or `{Topic}.jsonStream` file, a FastF1 cache (its
-`.raw` pages, or its HTTP cache `fastf1_http_cache.sqlite`), a saved subscribe reply, or
+`.raw` pages, or its HTTP cache `fastf1_http_cache.sqlite`), a saved subscribe reply, a
+saved Jolpica page (best given `--session`: the feed session it is the results of), or
 a live recording (a classic SignalR capture or a FastF1 live-client file): told apart
 by content, see `f1daemon.sources.recorded`. Facts are appended first and idempotently; the session
 is derived again only when new facts arrived or the pipeline changed, so ingesting the
@@ -14,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from f1daemon.domain.events import DerivationCompleted
+from f1daemon.domain.events import DerivationCompleted, MessageReceived
 from f1daemon.feed.pipeline import PIPELINE_VERSION
 from f1daemon.services.derivation import derive_session
 from f1daemon.sources.archive import TopicFile, read_facts
-from f1daemon.sources.recorded import ArchiveInput, RecordedInput, read_input
+from f1daemon.sources.recorded import ArchiveInput, PageInput, RecordedInput, read_input
 from f1daemon.sources.recording import Recording, RecordingReport
 from f1daemon.store.eventlog import EventLog
 
@@ -43,6 +44,7 @@ class _SessionFiles:
     # Keyed by file and topic: the files of one FastF1 HTTP cache are all its database.
     archive: dict[tuple[Path, str], TopicFile] = field(default_factory=dict)
     recordings: dict[Path, Recording] = field(default_factory=dict)
+    pages: dict[Path, MessageReceived] = field(default_factory=dict)
     notes: dict[str, None] = field(default_factory=dict)  # ordered, each once
 
 
@@ -68,6 +70,8 @@ def ingest_paths(
                 for topic_file in item.files:
                     where = (topic_file.path.resolve(), topic_file.topic)
                     group.archive.setdefault(where, topic_file)
+            elif isinstance(item, PageInput):
+                group.pages.setdefault(resolved, item.fact)
             else:
                 group.recordings.setdefault(resolved, item.recording)
     return [
@@ -78,6 +82,7 @@ def ingest_paths(
             group.origin,
             recordings=list(group.recordings.values()),
             notes=tuple(group.notes),
+            pages=list(group.pages.values()),
         )
         for key, group in groups.items()
     ]
@@ -91,6 +96,7 @@ def ingest_session(
     *,
     recordings: Sequence[Recording] = (),
     notes: tuple[str, ...] = (),
+    pages: Sequence[MessageReceived] = (),
 ) -> SessionIngest:
     """Append one session's files as facts, then derive the session if anything changed."""
     log.register_session(session, origin)
@@ -104,13 +110,17 @@ def ingest_session(
         already += result.already_logged
         appended += result.appended - result.quarantined
         quarantined += result.quarantined
+    if pages:
+        result = log.append_facts(pages)
+        appended += result.appended
+        already += result.already_logged
     latest = log.latest_derivation(session)
     derivation = None
     if appended or quarantined or latest is None or latest.pipeline_version != PIPELINE_VERSION:
         derivation = derive_session(log, session)
     return SessionIngest(
         session=session,
-        files=len(files) + len(recordings),
+        files=len(files) + len(recordings) + len(pages),
         appended=appended,
         already_logged=already,
         derivation=derivation,

@@ -10,26 +10,34 @@ promise, and `total` does not change under it.
 
 Every page is a fact: a `MessageReceived` (source `jolpica`, topic `jolpica.<kind>`,
 stream the resource path such as `2021/results`, sequence the page number, payload the
-body exactly as received). `parse_page` turns a payload into rows — `RaceResult`,
-`QualifyingResult`, `LapTiming`, `PitStopRow` — and is a pure function of the payload,
-so a decoder can derive the same rows again from the log.
+body exactly as received). `parse_page` (in `f1daemon.feed.jolpica`, where the decoders
+read pages too) turns a payload into rows — `RaceResult`, `QualifyingResult`,
+`LapTiming`, `PitStopRow` — and is a pure function of the payload, so a decoder derives
+the same rows again from the log.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import Literal
 
 import httpx
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from f1daemon.domain.events import Fact, MessageReceived, RecordQuarantined
+from f1daemon.feed.jolpica import (
+    JolpicaParseError,
+    Kind,
+    LapTiming,
+    Page,
+    PitStopRow,
+    QualifyingResult,
+    RaceResult,
+    Row,
+    parse_page,
+    time_ms,
+)
 from f1daemon.sources.http_fetch import (
     FetchError,
     RateLimit,
@@ -37,6 +45,31 @@ from f1daemon.sources.http_fetch import (
     RetryPolicy,
     fetch,
 )
+
+# The rows and their parser are f1daemon.feed.jolpica's, re-exported for callers.
+__all__ = [
+    "BURST",
+    "DEFAULT_BASE_URL",
+    "MAX_LIMIT",
+    "SOURCE",
+    "SUSTAINED",
+    "Jolpica",
+    "JolpicaError",
+    "JolpicaFetch",
+    "JolpicaParseError",
+    "Kind",
+    "LapTiming",
+    "OnFact",
+    "Page",
+    "PitStopRow",
+    "QualifyingResult",
+    "RaceResult",
+    "Row",
+    "default_limiter",
+    "parse_page",
+    "resource_path",
+    "time_ms",
+]
 
 SOURCE = "jolpica"
 DEFAULT_BASE_URL = "https://api.jolpi.ca/ergast/f1/"
@@ -52,26 +85,6 @@ def default_limiter() -> RateLimiter:
     return RateLimiter(BURST, SUSTAINED)
 
 
-class Kind(StrEnum):
-    """What can be fetched: the path segment of the resource."""
-
-    RESULTS = "results"
-    QUALIFYING = "qualifying"
-    SPRINT = "sprint"
-    LAPS = "laps"
-    PITSTOPS = "pitstops"
-
-    @property
-    def topic(self) -> str:
-        """The `MessageReceived` topic of this kind's pages, e.g. `jolpica.results`."""
-        return f"jolpica.{self.value}"
-
-    @property
-    def needs_round(self) -> bool:
-        """Laps and pit stops exist only per race (`/{season}/{round}/laps`)."""
-        return self in (Kind.LAPS, Kind.PITSTOPS)
-
-
 def resource_path(kind: Kind, season: int, round_: int | None = None) -> str:
     """The resource path, e.g. `2021/results` or `2021/10/laps` (no `.json`)."""
     if season < 1950:
@@ -83,272 +96,6 @@ def resource_path(kind: Kind, season: int, round_: int | None = None) -> str:
     if round_ < 1:
         raise ValueError(f"round must be >= 1, got {round_}")
     return f"{season}/{round_}/{kind.value}"
-
-
-# --- rows --------------------------------------------------------------------------
-
-
-class _Row(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    season: int
-    round: int
-    driver: str = Field(description="Ergast driverId, e.g. `max_verstappen`.")
-
-
-class RaceResult(_Row):
-    """One classified line of a race or sprint result."""
-
-    session: Literal["race", "sprint"]
-    number: int | None = Field(description="Racing number.")
-    constructor: str = Field(description="Ergast constructorId, e.g. `red_bull`.")
-    grid: int = Field(description="Grid position (0 = pit lane).")
-    position: int = Field(description="Classified position (every line has one).")
-    position_text: str = Field(description="`1`…, or R retired, D disqualified, W withdrawn…")
-    status: str = Field(description="`Finished`, `+1 Lap`, `Collision`, …")
-    laps: int
-    time: str | None = Field(description="Race time (winner) or gap, as the API shows it.")
-    time_ms: int | None = Field(description="Race time in ms, for finishers on the lead lap.")
-    points: float
-
-
-class QualifyingResult(_Row):
-    """One line of a qualifying result."""
-
-    number: int | None
-    constructor: str
-    position: int
-    q1: str | None
-    q2: str | None
-    q3: str | None
-
-
-class LapTiming(_Row):
-    """A driver's lap: running position at the line and lap time."""
-
-    lap: int
-    position: int
-    time: str
-    time_ms: int | None = Field(description="Lap time in ms (None if the text is not a time).")
-
-
-class PitStopRow(_Row):
-    """A pit stop: lap, time of day and the pit-lane duration the API reports."""
-
-    stop: int
-    lap: int
-    time: str = Field(description="Local time of day of the stop, e.g. `14:14:23`.")
-    duration: str = Field(description="Pit-lane time as the API shows it, e.g. `22.508`.")
-    duration_ms: int | None
-
-
-Row = RaceResult | QualifyingResult | LapTiming | PitStopRow
-
-_TIME = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.(\d{1,3}))?$")
-
-
-def time_ms(text: str | None) -> int | None:
-    """`1:39.019` / `39.019` / `1:58:23.284` in milliseconds; None if not such a time."""
-    if text is None:
-        return None
-    m = _TIME.match(text.strip())
-    if m is None:
-        return None
-    hours, minutes, seconds, frac = m.groups()
-    ms = int((frac or "0").ljust(3, "0"))
-    return ((int(hours or 0) * 60 + int(minutes or 0)) * 60 + int(seconds)) * 1000 + ms
-
-
-# --- the API's shape (only what is read; the rest is ignored) ------------------------
-
-
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _DriverRef(_Shape):
-    driverId: str
-
-
-class _ConstructorRef(_Shape):
-    constructorId: str
-
-
-class _Time(_Shape):
-    time: str | None = None
-    millis: int | None = None
-
-
-class _Result(_Shape):
-    number: int | None = None
-    position: int
-    positionText: str
-    points: float
-    Driver: _DriverRef
-    Constructor: _ConstructorRef
-    grid: int
-    laps: int
-    status: str
-    Time: _Time | None = None
-
-
-class _Qualifying(_Shape):
-    number: int | None = None
-    position: int
-    Driver: _DriverRef
-    Constructor: _ConstructorRef
-    Q1: str | None = None
-    Q2: str | None = None
-    Q3: str | None = None
-
-
-class _Timing(_Shape):
-    driverId: str
-    position: int
-    time: str
-
-
-class _Lap(_Shape):
-    number: int
-    Timings: list[_Timing]
-
-
-class _PitStop(_Shape):
-    driverId: str
-    lap: int
-    stop: int
-    time: str
-    duration: str
-
-
-class _Race(_Shape):
-    season: int
-    round: int
-    Results: list[_Result] = []
-    QualifyingResults: list[_Qualifying] = []
-    SprintResults: list[_Result] = []
-    Laps: list[_Lap] = []
-    PitStops: list[_PitStop] = []
-
-
-class _RaceTable(_Shape):
-    Races: list[_Race]
-
-
-class _MRData(_Shape):
-    limit: int = Field(ge=0)
-    offset: int = Field(ge=0)
-    total: int = Field(ge=0)
-    RaceTable: _RaceTable
-
-
-class _Body(_Shape):
-    MRData: _MRData
-
-
-class JolpicaParseError(ValueError):
-    """A body that is not a Jolpica page of the kind asked for."""
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One response page: where it sits in the whole (`offset`, `limit`, `total`) and its rows."""
-
-    kind: Kind
-    total: int
-    limit: int
-    offset: int
-    rows: tuple[Row, ...]
-
-
-def _race_rows(kind: Kind, race: _Race) -> list[Row]:
-    s, r = race.season, race.round
-    match kind:
-        case Kind.RESULTS | Kind.SPRINT:
-            lines = race.Results if kind is Kind.RESULTS else race.SprintResults
-            session: Literal["race", "sprint"] = "race" if kind is Kind.RESULTS else "sprint"
-            return [
-                RaceResult(
-                    season=s,
-                    round=r,
-                    session=session,
-                    driver=x.Driver.driverId,
-                    number=x.number,
-                    constructor=x.Constructor.constructorId,
-                    grid=x.grid,
-                    position=x.position,
-                    position_text=x.positionText,
-                    status=x.status,
-                    laps=x.laps,
-                    time=x.Time.time if x.Time else None,
-                    time_ms=x.Time.millis if x.Time else None,
-                    points=x.points,
-                )
-                for x in lines
-            ]
-        case Kind.QUALIFYING:
-            return [
-                QualifyingResult(
-                    season=s,
-                    round=r,
-                    driver=q.Driver.driverId,
-                    number=q.number,
-                    constructor=q.Constructor.constructorId,
-                    position=q.position,
-                    q1=q.Q1,
-                    q2=q.Q2,
-                    q3=q.Q3,
-                )
-                for q in race.QualifyingResults
-            ]
-        case Kind.LAPS:
-            return [
-                LapTiming(
-                    season=s,
-                    round=r,
-                    driver=t.driverId,
-                    lap=lap.number,
-                    position=t.position,
-                    time=t.time,
-                    time_ms=time_ms(t.time),
-                )
-                for lap in race.Laps
-                for t in lap.Timings
-            ]
-        case Kind.PITSTOPS:
-            return [
-                PitStopRow(
-                    season=s,
-                    round=r,
-                    driver=p.driverId,
-                    stop=p.stop,
-                    lap=p.lap,
-                    time=p.time,
-                    duration=p.duration,
-                    duration_ms=time_ms(p.duration),
-                )
-                for p in race.PitStops
-            ]
-
-
-def parse_page(kind: Kind, payload: str | bytes) -> Page:
-    """A response body as a `Page` of `kind` rows; `JolpicaParseError` if it is not one."""
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise JolpicaParseError(f"not JSON: {exc}") from None
-    try:
-        body = _Body.model_validate(data)
-        rows = [row for race in body.MRData.RaceTable.Races for row in _race_rows(kind, race)]
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the body"
-        raise JolpicaParseError(
-            f"not a Jolpica {kind.value} page: {where}: {first['msg']} "
-            f"({exc.error_count()} problem(s))"
-        ) from None
-    mr = body.MRData
-    return Page(kind, mr.total, mr.limit, mr.offset, tuple(rows))
 
 
 # --- fetching ----------------------------------------------------------------------

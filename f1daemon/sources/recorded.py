@@ -9,10 +9,12 @@ A path is read as exactly one of:
 * **a FastF1 HTTP cache** (`fastf1_http_cache`): a file with SQLite's header, read as
   a requests-cache store of the archive's responses; it may hold several sessions;
 * **a saved subscribe reply** (`subscribe_reply`): one JSON document of keyframes;
+* **a saved Jolpica page** (`jolpica_saved`): one results API response;
 * **a live recording** (`recording`): a classic SignalR capture or a FastF1 file.
 
 The first three come out as archive files (`ArchiveInput`: the facts of the archive,
-whoever kept its files), the last two as a `Recording` (`RecordingInput`). Anything
+whoever kept its files), a Jolpica page as its fact (`PageInput`), the others as a `Recording`
+(`RecordingInput`). Anything
 else is one user error that says what was expected.
 """
 
@@ -21,10 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from f1daemon.domain.events import MessageReceived
 from f1daemon.errors import UserError
 from f1daemon.sources.archive import SUFFIX, TopicFile, session_key_for, topic_files
 from f1daemon.sources.fastf1_http_cache import is_sqlite, read_http_cache
 from f1daemon.sources.fastf1_raw import RAW_SUFFIX, is_raw_folder, is_raw_page, read_raw
+from f1daemon.sources.jolpica_saved import read_saved_page
 from f1daemon.sources.recording import NotARecordingError, Recording, parse_recording
 from f1daemon.sources.subscribe_reply import ReplyError, parse_subscribe_reply
 
@@ -48,7 +52,16 @@ class RecordingInput:
     recording: Recording
 
 
-RecordedInput = ArchiveInput | RecordingInput
+@dataclass(frozen=True)
+class PageInput:
+    """A saved Jolpica page: the fact the results source would have logged."""
+
+    session: str
+    origin: str
+    fact: MessageReceived
+
+
+RecordedInput = ArchiveInput | RecordingInput | PageInput
 
 
 def read_input(path: Path, session: str | None = None) -> list[RecordedInput]:
@@ -84,11 +97,15 @@ def _raw(path: Path, session: str | None) -> ArchiveInput:
     return ArchiveInput(session or raw.session_key(), str(path), raw.files, raw.notes())
 
 
-def _recording(path: Path, session: str | None) -> RecordingInput:
+def _recording(path: Path, session: str | None) -> RecordingInput | PageInput:
     try:
         data = path.read_bytes()
     except OSError as error:
         raise UserError(f"{path}: {error.strerror}") from error
+    page = read_saved_page(data, path.name)
+    if page is not None:
+        key = session or page.default_session()
+        return PageInput(key, str(path), page.fact(key))
     try:
         recording = parse_subscribe_reply(data, stream=path.name)
     except ReplyError as error:
@@ -100,7 +117,7 @@ def _recording(path: Path, session: str | None) -> RecordingInput:
             raise UserError(
                 f"{path}: not a recognised feed recording (it is not an archive file, "
                 f"{{Topic}}{SUFFIX}, a FastF1 cache ({RAW_SUFFIX} pages or "
-                "fastf1_http_cache.sqlite), a saved subscribe reply, a classic SignalR "
-                "capture or a FastF1 recording)"
+                "fastf1_http_cache.sqlite), a saved subscribe reply, a Jolpica page, a "
+                "classic SignalR capture or a FastF1 recording)"
             ) from None
     return RecordingInput(session or recording.session_key(), str(path), recording)
