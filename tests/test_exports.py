@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -14,15 +15,27 @@ import pyarrow.parquet as pq
 import pytest
 
 from f1daemon.cli import EXPORT_KINDS, main
+from f1daemon.domain.events import MessageReceived
+from f1daemon.feed.forecast import OPEN_METEO, OPEN_METEO_HOURLY, TOPIC
+from f1daemon.services.derivation import derive_session
+from f1daemon.store.eventlog import EventLog
+from f1daemon.store.url import parse_store_url
+from tests import http_servers
+from tests.test_jolpica import PITSTOPS_2021_10
 
 BAKU = "2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_Race"
 MONACO_FP2 = "2023-05-28_Monaco_Grand_Prix/2023-05-26_Practice_2"
 MONZA_Q = "2019-09-08_Italian_Grand_Prix/2019-09-07_Qualifying"
+BRITISH_2021 = "2021-07-18_British_Grand_Prix/2021-07-18_Race"
+SPRINT_RESULTS_2023 = "Results/2023-04"  # a saved Jolpica page's own session
 # Where each kind has rows: telemetry and car positions come only with the live capture.
 SESSION_OF_KIND = dict.fromkeys(EXPORT_KINDS, BAKU) | {
     "weather": MONACO_FP2,
     "telemetry": MONACO_FP2,
     "car-positions": MONACO_FP2,
+    "qualifying": MONZA_Q,
+    "sprint-results": SPRINT_RESULTS_2023,
+    "reference-pits": BRITISH_2021,
 }
 
 
@@ -33,7 +46,43 @@ def store(testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     monza = testdata / "livetiming" / MONZA_Q.replace("/", "__")
     fp2 = testdata / "f1dash-signalr-2023_Monaco" / "fp2.txt"
     assert main(["ingest", str(baku), str(monza), str(fp2), "--store", url]) == 0
+    # Official results (Jolpica pages) with the sessions they are of, and a forecast.
+    jolpica = testdata / "jolpica-ergast"
+    pages = [jolpica / "2018/4/results.json", jolpica / "2018/4/laps/1.json"]
+    assert main(["ingest", *map(str, pages), "--session", BAKU, "--store", url]) == 0
+    quali = str(jolpica / "2019/14/qualifying.json")
+    assert main(["ingest", quali, "--session", MONZA_Q, "--store", url]) == 0
+    assert main(["ingest", str(jolpica / "2023/4/sprint.json"), "--store", url]) == 0
+    stops = tmp_path_factory.mktemp("pages") / "pitstops.json"
+    stops.write_text(json.dumps({"MRData": PITSTOPS_2021_10}))  # none are recorded
+    british = [testdata / "livetiming" / BRITISH_2021.replace("/", "__"), stops]
+    british.append(jolpica / "2021/10/results.json")
+    assert main(["ingest", *map(str, british), "--session", BRITISH_2021, "--store", url]) == 0
+    with EventLog(parse_store_url(url)) as log:
+        log.append_facts([forecast_fact(BAKU)])
+        derive_session(log, BAKU)
     return url
+
+
+def forecast_fact(session: str) -> MessageReceived:
+    """An Open-Meteo answer for Baku in the API's shape, as the forecast source logs it."""
+    query = {
+        "latitude": "40.3725",
+        "longitude": "49.8533",
+        "hourly": ",".join(OPEN_METEO_HOURLY),
+        "wind_speed_unit": "ms",
+        "forecast_days": "2",
+    }
+    return MessageReceived(
+        session=session,
+        source=OPEN_METEO,
+        stream=f"{OPEN_METEO}/baku",
+        topic=TOPIC,
+        sequence=1,
+        offset_ms=None,
+        received_at=datetime(2018, 4, 28, 9, tzinfo=UTC),
+        payload=http_servers.open_meteo("/v1/forecast", query, "").body.decode(),
+    )
 
 
 @pytest.mark.parametrize("kind", EXPORT_KINDS)
