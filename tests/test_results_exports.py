@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import pytest
 
 from f1daemon.cli import main
@@ -270,3 +271,24 @@ def test_saved_pages_are_told_by_content_with_their_resource_and_page(testdata: 
     assert read_saved_page((root / "2023.json").read_bytes(), "2023.json") is None
     assert read_saved_page((root / "2023/drivers.json").read_bytes(), "drivers.json") is None
     assert read_saved_page(b"00:00:00.000{}", "x") is None
+
+
+def test_results_are_projected_into_postgresql_tables_keyed_alike(
+    testdata: Path, tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'events.db'}"
+    jolpica = testdata / "jolpica-ergast"
+    baku = testdata / "livetiming" / BAKU_2018.replace("/", "__")
+    pages = [jolpica / "2018/4/results.json", jolpica / "2018/4/laps/1.json"]
+    ingest(store, [baku, *pages], BAKU_2018, capsys)
+    assert main(["project", "--into", postgres_url, "--store", store]) == 0
+    capsys.readouterr()
+    with psycopg.connect(postgres_url) as db:
+        joined = db.execute(
+            "SELECT r.driver_code, count(*) FROM results r "
+            "JOIN timing_data l USING (session_key, driver) WHERE r.classified "
+            "GROUP BY r.driver_code, r.number_of_laps HAVING count(*) = r.number_of_laps"
+        ).fetchall()
+        reference = db.execute("SELECT count(*) FROM reference_laps").fetchone()
+    assert len(joined) == 13  # every classified driver, all his laps
+    assert reference == (18,)
