@@ -42,7 +42,7 @@ class Kind(StrEnum):
     @property
     def topic(self) -> str:
         """The `MessageReceived` topic of this kind's pages, e.g. `jolpica.results`."""
-        return f"jolpica.{self.value}"
+        return f"{TOPIC_PREFIX}{self.value}"
 
     @property
     def needs_round(self) -> bool:

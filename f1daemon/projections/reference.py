@@ -68,7 +68,7 @@ def about(row: JolpicaRow, session: SessionDescribed | None, names: frozenset[st
     """Whether the row is about `session` (any row is, when no session is described)."""
     if session is None:
         return True
-    name = session.session_name
+    name = session.session_name or session.session_type
     if names == SPRINT and row.season == 2021:
         names = SPRINT_2021
     return name in names and same_weekend(row, session)
