@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
             "then derive laps, stints, pit stops, track status, race control, weather and "
             "telemetry from them. A PATH is an archive session folder or {Topic}.jsonStream "
             "file, or a live recording (a classic SignalR capture, or FastF1's live-client "
-            "format), told apart by content; lines that cannot be read are quarantined with "
+            "format), or a saved Jolpica results page (with --session: the feed session it is "
+            "about), told apart by content; lines that cannot be read are quarantined with "
             "the reason. Ingesting the same files again adds nothing."
         ),
     )
