@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from f1daemon import __version__
 from f1daemon.cli.qa import add_commands as add_qa_commands
+from f1daemon.cli.serve import add_commands as add_serve_commands
 from f1daemon.errors import UserError
 from f1daemon.store.url import DEFAULT_STORE_URL, STORE_ENV_VAR
 
@@ -375,6 +376,7 @@ def _add_version_commands(
     lake.set_defaults(handler=_lake)
 
     add_qa_commands(commands, store, _open_log)
+    add_serve_commands(commands, store, _open_log)
 
 
 def _open_log(url: str | None) -> EventLog:

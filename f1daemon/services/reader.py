@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -194,6 +194,21 @@ class Reader:
                 return cached
             events = self._session_events(session, version, telemetry=EXPORTS[kind].exploded)
             table = export_table(kind, events)
+            self._tables.put(key, table)
+            return table
+
+    def derived(
+        self, name: str, session: str, version: Version | None, build: Callable[[], pa.Table]
+    ) -> pa.Table:
+        """A table computed from a session's tables (`build`), kept in the cache as they
+        are: computed again only when they would read differently."""
+        version = version or Version(None, None)
+        with self._lock:
+            key = ("derived", name, session, self._position_key(version))
+            cached = self._tables.get(key)
+            if isinstance(cached, pa.Table):
+                return cached
+            table = build()
             self._tables.put(key, table)
             return table
 
