@@ -373,14 +373,16 @@ class EventLog:
             for n in self._notifications(INPUT_TOPICS, start=position + 1)
         )
 
-    def quarantined(self, session: str) -> Iterator[tuple[int, bool, RecordQuarantined]]:
+    def quarantined(
+        self, session: str, at: int | None = None
+    ) -> Iterator[tuple[int, bool, RecordQuarantined]]:
         """A session's quarantined records with their log positions and whether they
         were derived: its facts' and those of its current derivation run (older runs'
-        are history)."""
-        run = self.current_run(session)
+        are history), as at a log position (None: now)."""
+        run = self.current_run(session, at)
         derived = f"derived:{session}:{run}" if run is not None else None
         prefix = f"facts:{session}:"
-        for notification in self._notifications([topic_of(RecordQuarantined)]):
+        for notification in self._notifications([topic_of(RecordQuarantined)], at):
             origin = str(notification.originator_id)
             if origin.startswith(prefix) or origin == derived:
                 event = to_domain_event_of(notification, RecordQuarantined)
