@@ -26,8 +26,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from f1daemon.errors import UserError
+from f1daemon.http.live import HEARTBEAT_S, LIVE_PREFIX, LiveStreams
 from f1daemon.http.service import Limits, NotFound, Service, TooLarge
 from f1daemon.services.reader import Reader
+from f1daemon.services.tail import POLL_S
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ class HTTPSettings:
     max_rows: int = 100_000
     request_timeout_s: float = 30.0
     max_concurrent: int = 16
+    max_streams: int = 64  # live streams at once (they have no deadline)
+    poll_s: float = POLL_S  # how often a live stream looks for new rows
+    heartbeat_s: float = HEARTBEAT_S  # a quiet stream's keep-alive comment
     token: str | None = None
 
 
@@ -66,8 +71,21 @@ def create_app(reader: Reader, settings: HTTPSettings | None = None) -> ASGIApp:
         headers = {"X-Total-Count": str(answer.total)}
         return Response(answer.body, media_type=answer.media_type, headers=headers)
 
+    streams = LiveStreams(
+        service, store_threads, heartbeat_s=settings.heartbeat_s, poll_s=settings.poll_s
+    )
+
+    async def live(request: Request) -> Response:
+        try:
+            return await streams.endpoint(request)
+        except UserError as error:
+            return _user_error(error)
+
     app = Starlette(
-        routes=[Route("/v1/{endpoint}", endpoint, methods=["GET"])],
+        routes=[
+            Route("/v1/{endpoint}", endpoint, methods=["GET"]),
+            Route(f"{LIVE_PREFIX}{{endpoint}}", live, methods=["GET"]),
+        ],
         # Starlette's own errors (no route: 404, not GET: 405) as JSON too.
         exception_handlers={HTTPException: _http_error},
     )
@@ -91,6 +109,7 @@ class Guard:
         self.app = app
         self.settings = settings
         self.active = 0
+        self.streams = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,6 +117,9 @@ class Guard:
             return
         if self.settings.token is not None and not self._authorised(scope):
             await _reply(send, 401, "a bearer token is required", {"www-authenticate": "Bearer"})
+            return
+        if scope["path"].startswith(LIVE_PREFIX):
+            await self._stream(scope, receive, send)
             return
         if self.active >= self.settings.max_concurrent:
             limit = self.settings.max_concurrent
@@ -119,6 +141,18 @@ class Guard:
         if deadline.cancelled_caught and not started:
             seconds = self.settings.request_timeout_s
             await _reply(send, 504, f"the request took longer than {seconds:g} s")
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A live stream: no deadline (it lasts as long as its client), its own limit."""
+        if self.streams >= self.settings.max_streams:
+            limit = self.settings.max_streams
+            await _reply(send, 503, f"busy: {limit} live streams at once", {"retry-after": "5"})
+            return
+        self.streams += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.streams -= 1
 
     def _authorised(self, scope: Scope) -> bool:
         expected = f"Bearer {self.settings.token}".encode()

@@ -18,6 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +33,8 @@ from f1daemon.services.quarantine import quarantined
 from f1daemon.services.versions import find_tag
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url, resolve_store_url
+
+T = TypeVar("T")
 
 # Tables kept (a race's laps are ~1 000 rows; a session's telemetry 10^5 to 10^6) and
 # sessions' event lists kept (telemetry batches make them large).
@@ -142,6 +145,12 @@ class Reader:
         self._lock = threading.RLock()
         self._tables = _LRU(TABLE_CACHE)
         self._events = _LRU(EVENTS_CACHE)
+
+    def read(self, call: Callable[[EventLog], T]) -> T:
+        """Run a function of the log, one read at a time with the reader's own (a
+        live tail's reads, `f1daemon.services.tail`)."""
+        with self._lock:
+            return call(self.log)
 
     # -- versions and sessions ---------------------------------------------------------
 

@@ -52,14 +52,14 @@ from f1daemon.domain.events import (
 )
 from f1daemon.errors import UserError
 from f1daemon.projections.current import current_data
-from f1daemon.projections.exports import EXPORTS, export_table
+from f1daemon.projections.exports import EXPORTS, export_rows
 from f1daemon.qa.car_checks import record_ref
 from f1daemon.store.eventlog import EventLog
 
 T = TypeVar("T")
 # Runs a function of the log on a worker thread (the caller's way to the store).
 ReadLog = Callable[[Callable[[EventLog], T]], Awaitable[T]]
-Change = Literal["row", "update", "remove", "reset"]
+Change = Literal["row", "update", "remove", "reset", "heartbeat"]
 
 POLL_S = 0.1  # how long a tail waits when nothing new has been committed
 # What a row needs besides its own event (small, per session: drivers, stints...).
@@ -99,7 +99,8 @@ class RowId:
 class TailRow:
     """One change to the table: a new row, a row sent again changed (`update`) or
     gone (`remove`, `row` is the last sent), or (`reset`, no row) the news that the
-    tail starts the session's current data again: the client drops what it holds."""
+    tail starts the session's current data again: the client drops what it holds;
+    or (`heartbeat`, no row) word that the tail is alive but has had nothing new."""
 
     id: RowId
     change: Change
@@ -126,28 +127,31 @@ class TableTail:
         self.kind = kind
         self._poll_s = poll_s
         self._rows = _RunRows(kind)
+        self._heartbeat_s: float | None = None
 
-    async def rows(
-        self, read: ReadLog[Any], since: RowId | None = None
-    ) -> AsyncGenerator[TailRow, None]:
-        """Every change after `since` (all of the current data without), then each new
-        one as it is committed; never returns."""
+    async def changes(
+        self, read: ReadLog[Any], since: RowId | None = None, *, heartbeat_s: float | None = None
+    ) -> AsyncGenerator[list[TailRow], None]:
+        """Every change after `since` (all of the current data without), then the new
+        ones as they are committed, a list per look at the log; a `heartbeat` after
+        `heartbeat_s` without one (if given). Never returns."""
+        self._heartbeat_s = heartbeat_s
         selection: _Selection = await read(self._selection)
         if since is not None and since.run != selection.run:
             since = None  # from another run: the client starts again
-            yield TailRow(RowId(selection.run or 0, 0), "reset")
+            yield [TailRow(RowId(selection.run or 0, 0), "reset")]
         while True:
-            async with aclosing(self._follow(read, selection, since)) as changes:
-                async for change in changes:
-                    yield change
+            async with aclosing(self._follow(read, selection, since)) as pages:
+                async for changes in pages:
+                    yield changes
             selection = await read(self._selection)
             since = None
             self._rows = _RunRows(self.kind)
-            yield TailRow(RowId(selection.run or 0, 0), "reset")
+            yield [TailRow(RowId(selection.run or 0, 0), "reset")]
 
     async def _follow(
         self, read: ReadLog[Any], selection: _Selection, since: RowId | None
-    ) -> AsyncGenerator[TailRow, None]:
+    ) -> AsyncGenerator[list[TailRow], None]:
         """The changes of one selection, until another becomes current."""
         after = RowId(selection.run or 0, 0) if since is None else since
         run = selection.run
@@ -155,25 +159,37 @@ class TableTail:
             # A rolled-back run: its events as they stood at the tag, once.
             cap = selection.cap
             events = await read(lambda log: log.derived_events_at(self.session, run, cap))
-            for change in self._rows.changes(run, list(enumerate(events, start=1))):
-                if change.id > after:
-                    yield change
+            yield await self._changes(run, list(enumerate(events, start=1)), after)
         read_to = 0
+        quiet_since = trio.current_time()
         while True:
             if await read(self._heads) != selection.heads:
                 return
-            if run is None or selection.cap is not None:
-                await trio.sleep(self._poll_s)
+            page = []
+            if run is not None and selection.cap is None:
+                stream = f"derived:{self.session}:{run}"
+                page = await read(partial(_read_stream, stream, read_to))
+            if page:
+                read_to = page[-1][0]
+                changes = await self._changes(run or 0, page, after)
+                if changes:
+                    quiet_since = trio.current_time()
+                    yield changes
                 continue
-            stream = f"derived:{self.session}:{run}"
-            page = await read(partial(_read_stream, stream, read_to))
-            if not page:
-                await trio.sleep(self._poll_s)
-                continue
-            read_to = page[-1][0]
-            for change in self._rows.changes(run, page):
-                if change.id > after:
-                    yield change
+            if self._heartbeat_s is not None and (
+                trio.current_time() - quiet_since >= self._heartbeat_s
+            ):
+                quiet_since = trio.current_time()
+                yield [TailRow(after, "heartbeat")]
+            await trio.sleep(self._poll_s)
+
+    async def _changes(
+        self, run: int, page: Sequence[tuple[int, Event]], after: RowId
+    ) -> list[TailRow]:
+        # Rows are built on a worker thread: a session's first page (all it derived so
+        # far) takes a while, and the daemon's event loop must not wait for it.
+        changes = await trio.to_thread.run_sync(self._rows.changes, run, page)
+        return [c for c in changes if c.id > after]
 
     def _selection(self, log: EventLog) -> _Selection:
         heads = self._heads(log)
@@ -260,7 +276,7 @@ class _RunRows:
         """The event's row as the export has it, given what has arrived so far."""
         base: list[DerivedEvent] = [self._time_base] if self._time_base else []
         data = current_data([*base, *self._context, event, *verdicts])
-        rows = export_table(self.kind, data).to_pylist()
+        rows = export_rows(self.kind, data)
         return rows[0] if rows else None
 
 
