@@ -161,10 +161,21 @@ class Service:
                 "narrow the query (e.g. session_key, driver_number, date>…), or page "
                 "with limit= and offset="
             )
-        page = table.slice(query.offset, limit)
+        page = _iso_dates(table.slice(query.offset, limit))
         if query.csv:
             return Answer(_csv(page), "text/csv; charset=utf-8", total, page.num_rows)
         return Answer(orjson.dumps(page.to_pylist()), "application/json", total, page.num_rows)
+
+
+def _iso_dates(table: pa.Table) -> pa.Table:
+    """Timestamps as ISO 8601 text, as OpenF1 writes them (`2023-09-16T13:03:35.292000
+    +00:00`), made by Arrow: faster than a datetime object per value."""
+    for index, column in enumerate(table.schema):
+        if pa.types.is_timestamp(column.type):
+            # %S has the timestamps' fractional digits; they are UTC (the type says).
+            text = pc.strftime(table[column.name], format="%Y-%m-%dT%H:%M:%S+00:00")
+            table = table.set_column(index, pa.field(column.name, pa.string()), text)
+    return table
 
 
 def _keyed(table: pa.Table, row: SessionRow) -> pa.Table:
