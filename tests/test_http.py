@@ -17,7 +17,7 @@ import pytest
 import f1daemon
 from f1daemon.api import Store
 from f1daemon.cli import main
-from f1daemon.http.app import HTTPSettings, create_app
+from f1daemon.http.app import APISettings, create_app
 from f1daemon.http.openf1 import ENDPOINTS, UNFILLED
 
 BAKU = "2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_Race"
@@ -70,7 +70,7 @@ def data(store_url: str) -> Iterator[Store]:
         yield opened
 
 
-def client(data: Store, settings: HTTPSettings | None = None) -> httpx.AsyncClient:
+def client(data: Store, settings: APISettings | None = None) -> httpx.AsyncClient:
     app = create_app(data.reader, settings)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://f1")
 
@@ -406,7 +406,7 @@ async def test_a_malformed_query_gets_a_4xx_with_a_message(
 
 
 async def test_a_response_holds_at_most_its_row_limit(data: Store) -> None:
-    async with client(data, HTTPSettings(max_rows=100)) as http:
+    async with client(data, APISettings(max_rows=100)) as http:
         too_many = await http.get("/v1/laps?session_key=5090")
         assert too_many.status_code == 422
         assert "more than the 100 a response holds" in too_many.json()["detail"]

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 import f1daemon
 from f1daemon.api import Store
 from f1daemon.cli import main
-from f1daemon.http.app import Guard, HTTPSettings, create_app
+from f1daemon.http.app import APISettings, Guard, create_app
 from f1daemon.http.server import listen, serve_http
 
 MEXICO_Q = "2021-11-07_Mexico_City_Grand_Prix__2021-11-06_Qualifying"
@@ -39,7 +39,7 @@ def data(store_url: str) -> Iterator[Store]:
 
 
 async def test_hypercorn_serves_the_api_with_its_token_and_drains(data: Store) -> None:
-    app = create_app(data.reader, HTTPSettings(token="s3cret"))  # noqa: S106 - the test's own
+    app = create_app(data.reader, APISettings(token="s3cret"))  # noqa: S106 - the test's own
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         (bind,) = await nursery.start(serve_http, app, listen("127.0.0.1", 0), shutdown)
@@ -67,7 +67,7 @@ async def _slow(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def test_requests_beyond_the_concurrency_limit_are_told_to_retry() -> None:
-    app = Guard(_slow, HTTPSettings(max_concurrent=2, request_timeout_s=0.5))
+    app = Guard(_slow, APISettings(max_concurrent=2, request_timeout_s=0.5))
     transport = httpx.ASGITransport(app=app)
     statuses: list[int] = []
     async with httpx.AsyncClient(transport=transport, base_url="http://f1") as http:
@@ -89,7 +89,7 @@ async def test_requests_beyond_the_concurrency_limit_are_told_to_retry() -> None
 
 
 async def test_a_request_past_its_deadline_gets_a_504_with_a_message() -> None:
-    app = Guard(_slow, HTTPSettings(request_timeout_s=0.2))
+    app = Guard(_slow, APISettings(request_timeout_s=0.2))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://f1"
     ) as http:
