@@ -378,6 +378,12 @@ async def test_qa_flags_quarantine_and_the_qa_report(data: Store) -> None:
     assert all(r["findings"] > 0 and r["severity"] == "flag" for r in flagged)
     held = await get(data, "/v1/quarantine?session_key=5090")
     assert len(held) == data.session(BAKU).quarantine().num_rows
+    # No session with that key: no rows (the filters still checked against the fields).
+    assert await get(data, "/v1/quarantine?session_key=1&rule=framing.syntax") == []
+    assert await get(data, "/v1/qa_report?session_key=1&findings>0") == []
+    assert await get(data, "/v1/laps?session_key=1&lap_number>3") == []
+    missing = await get(data, "/v1/qa_report?session_key=1&finding>0", 400)
+    assert "qa_report has no field 'finding'" in missing["detail"]
 
 
 @pytest.mark.parametrize(
