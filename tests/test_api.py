@@ -154,3 +154,17 @@ def test_the_example_script_runs(store: str) -> None:
     # Alonso's 1:12.682 was the fastest lap of the capture.
     assert lines[2] == "  ALO lap 18: 72.682 s"
     assert "telemetry of ALO lap 18: " in result.stdout
+
+
+def test_a_postgresql_log_reads_as_its_exports(
+    testdata: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    mexico = testdata / "livetiming" / MEXICO_Q.replace("/", "__")
+    assert main(["ingest", str(mexico), "--store", postgres_url]) == 0
+    assert main(["tag", "v1", "--store", postgres_url]) == 0
+    with f1daemon.open(postgres_url) as data:
+        session = data.session(6565)
+        for kind, table in [("laps", session.laps()), ("stints", session.stints(version="v1"))]:
+            exported = _exported(postgres_url, kind, MEXICO_Q, tmp_path, "v1")
+            assert table.equals(exported), kind
+        assert session.laps().num_rows > 300

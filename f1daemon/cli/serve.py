@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -66,34 +65,21 @@ def add_commands(
     serve.set_defaults(handler=_serve)
 
 
-def _token(path: Path | None) -> str | None:
-    from f1daemon.http.server import TOKEN_ENV_VAR
-
-    if path is None:
-        return os.environ.get(TOKEN_ENV_VAR) or None
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
-        raise UserError(f"cannot read the token file {path}: {error.strerror}") from None
-    if not lines or not lines[0].strip():
-        raise UserError(f"the token file {path} is empty")
-    return lines[0].strip()
-
-
 def _serve(args: argparse.Namespace) -> int:
     import signal
 
     import trio
 
-    from f1daemon.http.app import HTTPSettings, create_app
-    from f1daemon.http.server import check_exposure, listen, serve_http
+    from f1daemon.http.app import APISettings, create_app
+    from f1daemon.http.exposure import check_exposure, read_token
+    from f1daemon.http.server import listen, serve_http
     from f1daemon.services.reader import Reader, open_log
 
-    token = _token(args.token_file)
+    token = read_token(args.token_file)
     check_exposure(args.host, token)
     if args.max_rows < 1 or args.max_concurrent < 1 or args.timeout <= 0:
         raise UserError("--max-rows, --max-concurrent and --timeout must be positive")
-    settings = HTTPSettings(
+    settings = APISettings(
         max_rows=args.max_rows,
         request_timeout_s=args.timeout,
         max_concurrent=args.max_concurrent,

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class HTTPSettings:
+class APISettings:
     """The API's bounds and its token (None: no token asked, for localhost)."""
 
     max_rows: int = 100_000
@@ -47,9 +47,9 @@ class HTTPSettings:
     token: str | None = None
 
 
-def create_app(reader: Reader, settings: HTTPSettings | None = None) -> ASGIApp:
+def create_app(reader: Reader, settings: APISettings | None = None) -> ASGIApp:
     """The HTTP API over a reader."""
-    settings = settings or HTTPSettings()
+    settings = settings or APISettings()
     service = Service(reader, Limits(max_rows=settings.max_rows))
     # The store is read one request at a time (the reader serialises reads anyway);
     # more threads would only wait.
@@ -105,7 +105,7 @@ def _user_error(error: UserError) -> Response:
 class Guard:
     """The API's bounds around the app: token, concurrency limit and deadline."""
 
-    def __init__(self, app: ASGIApp, settings: HTTPSettings) -> None:
+    def __init__(self, app: ASGIApp, settings: APISettings) -> None:
         self.app = app
         self.settings = settings
         self.active = 0

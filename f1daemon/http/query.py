@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
@@ -57,7 +57,6 @@ class Query:
     version: str | None = None
     limit: int | None = None
     offset: int = 0
-    names: frozenset[str] = field(default_factory=frozenset)
 
     def equal_to(self, name: str) -> list[str]:
         """The values a field is asked to equal (any of them)."""
@@ -93,7 +92,6 @@ def parse_query(raw: str) -> Query:
         version=parameters.get("version") or None,
         limit=_count("limit", parameters["limit"]) if "limit" in parameters else None,
         offset=_count("offset", parameters.get("offset", "0")),
-        names=frozenset(c.field for c in conditions),
     )
 
 

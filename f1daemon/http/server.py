@@ -6,8 +6,8 @@ there until `shutdown` is set, then drains and returns.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
+import socket
 from typing import cast
 
 import trio
@@ -16,30 +16,8 @@ from hypercorn.trio import serve
 from hypercorn.typing import Framework
 from starlette.types import ASGIApp
 
-from f1daemon.errors import UserError
-
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-TOKEN_ENV_VAR = "F1DAEMON_HTTP_TOKEN"  # noqa: S105 - the variable's name, not a token
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a host to bind to is reachable from this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to any interface
-
-
-def check_exposure(host: str, token: str | None) -> None:
-    """Bound beyond localhost, the API asks every request for a token."""
-    if token is None and not is_loopback(host):
-        raise UserError(
-            f"serving on {host} (beyond this machine) needs a bearer token: "
-            f"--token-file FILE or ${TOKEN_ENV_VAR}"
-        )
 
 
 def listen(host: str, port: int, graceful_timeout_s: float = 5.0) -> Config:
@@ -47,15 +25,16 @@ def listen(host: str, port: int, graceful_timeout_s: float = 5.0) -> Config:
     plain OSError here, before anything runs (not one deep in the server's task
     groups). Hypercorn serves the bound socket as it serves systemd's (`fd://`)."""
     config = Config()
-    bracketed = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    config.bind = [f"{bracketed}:{port}"]
     config.graceful_timeout = graceful_timeout_s
     config.accesslog = None
     config.errorlog = logging.getLogger("f1daemon.http")
     config.keep_alive_timeout = 30
-    sockets = config.create_sockets().insecure_sockets
-    # Hypercorn's sockets own the descriptors from here on (it closes them).
-    config.bind = [f"fd://{sock.detach()}" for sock in sockets]
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    # The standard library's server socket: closed again if it cannot be bound.
+    listener = socket.create_server((address, port), family=family, backlog=config.backlog)
+    # Hypercorn's socket owns the descriptor from here on (it closes it).
+    config.bind = [f"fd://{listener.detach()}"]
     return config
 
 

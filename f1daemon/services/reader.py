@@ -79,6 +79,10 @@ VERSIONS_SCHEMA = pa.schema(
 )
 
 
+# A session's row in `sessions()`: its log key, then the `sessions` export's columns.
+_SESSION_ROW = EXPORTS["sessions"].schema().insert(0, pa.field("session", pa.string(), False))
+
+
 @dataclass(frozen=True)
 class Version:
     """What a read is as at: `position` None is the head (the current data)."""
@@ -292,18 +296,22 @@ class Reader:
         """A session's row of the `sessions` export with its log key first (`session`);
         nulls but the key where the feed never described it or nothing is derived (then);
         no rows for None (the table's shape)."""
-        schema = EXPORTS["sessions"].schema().insert(0, pa.field("session", pa.string(), False))
+        schema = _SESSION_ROW
         if session is None:
             return schema.empty_table()
-        try:
-            described = self.table("sessions", session, version)
-        except UserError:  # not derived (at that version)
-            described = EXPORTS["sessions"].schema().empty_table()
-        if described.num_rows == 0:
-            row = dict.fromkeys(schema.names) | {"session": session}
-            return pa.Table.from_pylist([row], schema)
-        keys = pa.array([session] * described.num_rows, pa.string())
-        return described.add_column(0, schema.field("session"), keys)
+
+        def row() -> pa.Table:
+            try:
+                described = self.table("sessions", session, version)
+            except UserError:  # not derived (at that version)
+                described = schema.remove(0).empty_table()
+            if described.num_rows == 0:
+                values = dict.fromkeys(schema.names) | {"session": session}
+                return pa.Table.from_pylist([values], schema)
+            keys = pa.array([session] * described.num_rows, pa.string())
+            return described.add_column(0, schema.field("session"), keys)
+
+        return self.derived("session-row", session, version, row)
 
     def lap_samples(
         self,
