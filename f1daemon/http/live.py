@@ -147,9 +147,6 @@ class LiveStreams:
         )
 
 
-_JSON = orjson.OPT_UTC_Z
-
-
 def _openf1_rows(
     changes: list[TailRow], spec: Endpoint, session: SessionRow
 ) -> list[pa.Table | None]:
@@ -169,7 +166,7 @@ def _message(
     last id stays the one before, and resuming from it skips this row again)."""
     if row is not None and apply(row, conditions, spec.name).num_rows == 0:
         return b""
-    data = b"{}" if row is None else orjson.dumps(row.to_pylist()[0], option=_JSON)
+    data = b"{}" if row is None else orjson.dumps(row.to_pylist()[0])  # as /v1/… has it
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (
         str(change.id).encode(),
         change.change.encode(),
