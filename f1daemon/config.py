@@ -110,6 +110,20 @@ class MetricsSettings(_Section):
     port: int = Field(default=9464, ge=0, le=65535, description="0 picks a free port.")
 
 
+class HTTPSettings(_Section):
+    """[http]"""
+
+    enabled: bool = Field(default=False, description="Serve the HTTP API (OpenF1's).")
+    host: str = Field(default="127.0.0.1", description="Beyond localhost, a token is needed.")
+    port: int = Field(default=8000, ge=0, le=65535, description="0 picks a free port.")
+    token_file: str = Field(
+        default="", description="The bearer token's file (empty: $F1DAEMON_HTTP_TOKEN)."
+    )
+    max_rows: int = Field(default=100_000, ge=1, description="Rows a response holds at most.")
+    request_timeout_s: float = Field(default=30.0, gt=0, description="Per request.")
+    max_concurrent: int = Field(default=16, ge=1, description="Requests at once; more: 503.")
+
+
 class WriterSettings(_Section):
     """[writer]"""
 
@@ -246,6 +260,7 @@ class Config(_Section):
     daemon: DaemonSettings = DaemonSettings()
     control: ControlSettings = ControlSettings()
     metrics: MetricsSettings = MetricsSettings()
+    http: HTTPSettings = HTTPSettings()
     writer: WriterSettings = WriterSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     sources: tuple[SourceSettings, ...] = ()

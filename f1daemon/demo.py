@@ -76,6 +76,18 @@ def run_demo(data_dir: Path, *, seed: int, track: str, cars: int, laps: int) -> 
     _print_telemetry(events)
     matched, total = compare_with_ground_truth(events, race)
     print(f"\nCheck: {matched} of {total} derived laps equal the simulator's own record of them.")
+    _print_serving(config.store_url, events)
+
+
+def _print_serving(store_url: str, events: Sequence[DerivedEvent]) -> None:
+    """How to read the demo's data over HTTP (OpenF1's API) and one request of it."""
+    driver = next((e.driver for e in events if isinstance(e, LapCompleted)), 1)
+    print("\nServe it over HTTP, with OpenF1's paths and fields:")
+    print(f"  f1daemon serve --store {store_url}")
+    print(
+        "  curl 'http://127.0.0.1:8000/v1/laps?session_key=latest"
+        f"&driver_number={driver}&lap_number>=5'"
+    )
 
 
 async def _until_completed(daemon: Daemon) -> str:

@@ -46,7 +46,7 @@ def _example() -> dict[str, Any]:
 
 def test_config_declares_the_sections_the_example_covers() -> None:
     # If this fails, Config gained or lost a section: update the example and this list.
-    assert set(_sections()) == {"daemon", "control", "metrics", "writer", "supervision"}
+    assert set(_sections()) == {"daemon", "control", "metrics", "http", "writer", "supervision"}
     assert "sources" in Config.model_fields
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import f1daemon
 from f1daemon.cli import main
 from f1daemon.demo import lap_values
 from f1daemon.domain.events import LapCompleted
 from f1daemon.feed.pipeline import derive
+from f1daemon.http.service import Service
 from f1daemon.sources.archive import read_facts, topic_files
 from f1daemon.sources.simulator import TRACKS, write_race
 
@@ -39,6 +42,14 @@ def test_demo_simulates_ingests_and_reports_a_whole_race(
     laps = pq.read_table(parquet).to_pylist()
     assert len(laps) == 120
     assert {lap["driver"] for lap in laps if lap["pit_in"]} == {lap["driver"] for lap in laps}
+    # It ends with how to serve its data over HTTP, and a request that answers.
+    serve = re.search(
+        r"f1daemon serve --store (\S+)\n  curl 'http://127.0.0.1:8000/v1/(\w+)\?(\S+)'", out
+    )
+    assert serve is not None
+    with f1daemon.open(serve[1]) as served:
+        rows = orjson.loads(Service(served.reader).answer(serve[2], serve[3]).body)
+    assert [r["lap_number"] for r in rows] == list(range(5, 11))
 
     # A second run simulates the same race and finds every message already logged.
     assert main(["demo", "--data-dir", str(data), "--cars", "12", "--laps", "10"]) == 0

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from f1daemon import __version__
 from f1daemon.cli.qa import add_commands as add_qa_commands
+from f1daemon.cli.serve import add_commands as add_serve_commands
 from f1daemon.errors import UserError
 from f1daemon.store.url import DEFAULT_STORE_URL, STORE_ENV_VAR
 
@@ -162,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "-o", "--output", type=Path, metavar="FILE", help="output file (default: standard output)"
+    )
+    export.add_argument(
+        "--version", metavar="TAG", help="the data as at this tag (default: the current data)"
     )
     export.set_defaults(handler=_export)
 
@@ -379,6 +383,7 @@ def _add_version_commands(
     lake.set_defaults(handler=_lake)
 
     add_qa_commands(commands, store, _open_log)
+    add_serve_commands(commands, store, _open_log)
 
 
 def _open_log(url: str | None) -> EventLog:
@@ -473,13 +478,15 @@ def _cache_home() -> Path:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from f1daemon.projections.exports import EXPORTS, export_table, write_table
-    from f1daemon.services.derivation import current_events, resolve_session
+    from f1daemon.projections.exports import write_table
+    from f1daemon.services.derivation import resolve_session
+    from f1daemon.services.reader import Reader
 
     with _open_log(args.store) as log:
+        # The same reader as the Python and HTTP APIs: one reader, three faces.
+        reader = Reader(log)
         session = resolve_session(log, args.session)
-        events = current_events(log, session, telemetry=EXPORTS[args.kind].exploded)
-        table = export_table(args.kind, events)
+        table = reader.table(args.kind, session, reader.version(args.version))
     write_table(table, args.format, args.output)
     if args.output is not None:
         print(

@@ -40,6 +40,7 @@ from f1daemon.control.server import ControlLimits, ControlServer
 from f1daemon.daemon.control_handlers import ControlHandlers
 from f1daemon.daemon.daemon_metrics import MetricsService
 from f1daemon.daemon.derivations import SessionDeriver
+from f1daemon.daemon.http_api import HTTPService
 from f1daemon.daemon.intake import Intake
 from f1daemon.daemon.live import live_feed, live_origin
 from f1daemon.daemon.polled import forecast_feed, results_feed
@@ -104,6 +105,7 @@ class Daemon:
         self.log: EventLog | None = None
         self.writer: StoreWriter | None = None
         self.metrics_port: int | None = None
+        self.http = HTTPService(config.http)
         self.sources: dict[str, SourceRuntime] = {}
         self.lane = StateLane(self.running_log, self.metrics)
         self.deriver = SessionDeriver(
@@ -155,6 +157,7 @@ class Daemon:
         self.control = self._control_server()
         self.control.bind()
         try:
+            self.http.bind()  # so is the HTTP API's address
             self.notifier.status(f"opening {store.redacted}")
             self.log = await trio.to_thread.run_sync(self._open_log, store)
             try:
@@ -163,6 +166,7 @@ class Daemon:
                 self._metrics_service.stop_server()
                 await trio.to_thread.run_sync(self.log.close)
         finally:
+            self.http.close()
             self.control.close()
 
     async def _run_open(self, event_log: EventLog, task_status: trio.TaskStatus[None]) -> int:
@@ -180,6 +184,7 @@ class Daemon:
             background = trio.CancelScope()
             nursery.start_soon(self._background, background)
             self.metrics_port = self._metrics_service.start_server(self.config.metrics)
+            await self.http.start(nursery, event_log.store)
             await nursery.start(_running(self.control, "the control server").serve)
             for settings, feed in self._configured_feeds():
                 await self.start_source(settings, feed)
@@ -192,6 +197,7 @@ class Daemon:
             )
             task_status.started()
             await self._shutdown.wait()
+            self.http.stop()  # no new requests; those under way finish meanwhile
             drained = await self._drain(writer, writer_done)
             background.cancel()
             nursery.cancel_scope.cancel()

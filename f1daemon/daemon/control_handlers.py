@@ -69,6 +69,7 @@ class ControlHandlers:
             "sources": {name: r.state for name, r in daemon.sources.items()},
             "sessions": {key: t.lifecycle.state.value for key, t in daemon.sessions.items()},
             "metrics_port": daemon.metrics_port,
+            "http": daemon.http.binds,
         }
 
     def health(self) -> dict[str, object]:

@@ -65,7 +65,7 @@ class ConfigReload:
                 started.append(name)
         needs_restart = [
             section
-            for section in ("metrics", "writer")
+            for section in ("metrics", "http", "writer")
             if getattr(old, section) != getattr(new, section)
         ]
         if old.store_url != new.store_url:

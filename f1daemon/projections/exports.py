@@ -215,6 +215,18 @@ EXPORTS: dict[str, Export] = {
 
 def export_table(kind: str, events: Sequence[DerivedEvent]) -> pa.Table:
     """The table of one export kind from a session's derived events."""
+    return pa.table(_export_columns(kind, events), schema=EXPORTS[kind].schema())
+
+
+def export_rows(kind: str, events: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
+    """The rows `export_table` would hold, as Python values: for a few rows at a time
+    (a live tail's), where building an Arrow table per row would cost more."""
+    columns = _export_columns(kind, events)
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def _export_columns(kind: str, events: Sequence[DerivedEvent]) -> dict[str, list[Any]]:
     export = EXPORTS[kind]
     selected = [e for e in events if isinstance(e, export.event)]
     prepare = _PREPARE.get(kind)
@@ -225,7 +237,7 @@ def export_table(kind: str, events: Sequence[DerivedEvent]) -> pa.Table:
     data = {c.name: [_flat(row[c.source]) for row in rows] for c in columns}
     if export.per_driver:
         data.update(_joined(rows, events))
-    return pa.table(data, schema=export.schema())
+    return data
 
 
 def _latest_by_driver(events: Sequence[DerivedEvent]) -> dict[int, DriverListed]:

@@ -61,18 +61,19 @@ class Quarantined:
         }
 
 
-def quarantined(log: EventLog, session: str) -> list[Quarantined]:
-    """What a session's current data holds back, oldest first: a record an operator
-    released (the run's released `AnomalyDetected` for it) is back in the data."""
-    run = log.current_run(session)
+def quarantined(log: EventLog, session: str, at: int | None = None) -> list[Quarantined]:
+    """What a session's current data holds back (as at a log position), oldest first:
+    a record an operator released (the run's released `AnomalyDetected` for it) is
+    back in the data."""
+    run = log.current_run(session, at)
     released = {
         e.record
-        for e in (log.derived_events(session, run) if run is not None else ())
+        for e in (log.derived_events_at(session, run, at) if run is not None else ())
         if isinstance(e, AnomalyDetected) and e.released
     }
     return [
         Quarantined(position, _stage(derived, event), event)
-        for position, derived, event in log.quarantined(session)
+        for position, derived, event in log.quarantined(session, at)
         if not (derived and event.record in released)
     ]
 

@@ -209,7 +209,7 @@ class EventLog:
         here); concurrent releases each get their own number."""
         stream = fact_stream_id(release.session, release.source, release.stream)
         while True:
-            numbered = release.model_copy(update={"sequence": self._stream_head(stream) + 1})
+            numbered = release.model_copy(update={"sequence": self.stream_head(stream) + 1})
             if self.append_facts([numbered]).appended:
                 return numbered
 
@@ -217,7 +217,7 @@ class EventLog:
         """Record a session the first time it is seen; return whether it was new."""
         if session in self.sessions():
             return False
-        version = self._stream_head(SESSIONS_STREAM) + 1
+        version = self.stream_head(SESSIONS_STREAM) + 1
         self._insert(
             [
                 to_stored_event(
@@ -230,8 +230,7 @@ class EventLog:
     def next_run(self, session: str) -> int:
         """The number the next derivation run of a session gets."""
         return (
-            max(self._stream_head(f"runs:{session}"), self._stream_head(f"derivations:{session}"))
-            + 1
+            max(self.stream_head(f"runs:{session}"), self.stream_head(f"derivations:{session}")) + 1
         )
 
     def start_run(
@@ -288,7 +287,7 @@ class EventLog:
 
     def derived_count(self, session: str, run: int) -> int:
         """How many events a run has appended."""
-        return self._stream_head(f"derived:{session}:{run}")
+        return self.stream_head(f"derived:{session}:{run}")
 
     def started_runs(self, session: str) -> list[DerivationStarted]:
         """The runs of a session opened with `start_run`, oldest first."""
@@ -319,7 +318,7 @@ class EventLog:
             tagged_at=datetime.now(UTC),
         )
         self._insert(
-            [to_stored_event(VERSIONS_STREAM, self._stream_head(VERSIONS_STREAM) + 1, tagged)]
+            [to_stored_event(VERSIONS_STREAM, self.stream_head(VERSIONS_STREAM) + 1, tagged)]
         )
         return tagged
 
@@ -327,13 +326,13 @@ class EventLog:
         """Make the run that was current at a tag current again (nothing is deleted)."""
         stream = f"rollbacks:{session}"
         rolled = RolledBack(session=session, tag=tag.name, position=tag.position, run=run)
-        self._insert([to_stored_event(stream, self._stream_head(stream) + 1, rolled)])
+        self._insert([to_stored_event(stream, self.stream_head(stream) + 1, rolled)])
         return rolled
 
     def record_events(self, stream: str, events: Sequence[Event]) -> None:
         """Append state events (the daemon's own: source states, session lifecycle) to a
         stream, after its last event, in one transaction."""
-        head = self._stream_head(stream)
+        head = self.stream_head(stream)
         self._insert(
             [to_stored_event(stream, head + i, event) for i, event in enumerate(events, 1)]
         )
@@ -374,14 +373,16 @@ class EventLog:
             for n in self._notifications(INPUT_TOPICS, start=position + 1)
         )
 
-    def quarantined(self, session: str) -> Iterator[tuple[int, bool, RecordQuarantined]]:
+    def quarantined(
+        self, session: str, at: int | None = None
+    ) -> Iterator[tuple[int, bool, RecordQuarantined]]:
         """A session's quarantined records with their log positions and whether they
         were derived: its facts' and those of its current derivation run (older runs'
-        are history)."""
-        run = self.current_run(session)
+        are history), as at a log position (None: now)."""
+        run = self.current_run(session, at)
         derived = f"derived:{session}:{run}" if run is not None else None
         prefix = f"facts:{session}:"
-        for notification in self._notifications([topic_of(RecordQuarantined)]):
+        for notification in self._notifications([topic_of(RecordQuarantined)], at):
             origin = str(notification.originator_id)
             if origin.startswith(prefix) or origin == derived:
                 event = to_domain_event_of(notification, RecordQuarantined)
@@ -475,6 +476,12 @@ class EventLog:
         """Every event of one stream, oldest first."""
         return [to_domain_event(r) for r in self._recorder.select_events(stream)]
 
+    def stream_events_after(self, stream: str, after: int) -> list[tuple[int, Event]]:
+        """A stream's events after a version, with their versions, oldest first (one
+        page at most): what a tail of the stream reads each time it looks."""
+        records = self._recorder.select_events(stream, gt=after, limit=READ_PAGE)
+        return [(r.originator_version, to_domain_event(r)) for r in records]
+
     def versions(self) -> list[VersionTagged]:
         """The tags, oldest first."""
         records = self._recorder.select_events(VERSIONS_STREAM)
@@ -505,7 +512,8 @@ class EventLog:
             for originator, (low, high) in ranges.items()
         }
 
-    def _stream_head(self, originator: str) -> int:
+    def stream_head(self, originator: str) -> int:
+        """The version of a stream's last event (0: it has none)."""
         last = self._recorder.select_events(originator, desc=True, limit=1)
         return last[0].originator_version if last else 0
 
