@@ -28,7 +28,9 @@ Faults (`Faults`) are injected by the hub:
   then sees duplicates — the mode exists to show the difference).
 * ``frames_per_message`` — frames packed into one websocket message; ``split`` —
   each websocket message cut in two (so frames straddle messages).
-* ``garbage`` — raw frames sent (once) before the feed message of that index.
+* ``garbage`` — raw frames sent (once) before the feed message of that index; one
+  given as bytes is sent as a binary websocket message of its own (the way to send
+  bytes that are not UTF-8: a text message cannot hold them).
 * ``ping_every`` — a ping frame after every n feed frames.
 * ``refuse_first`` — the first n connection attempts fail (HTTP 503 on negotiate;
   ``ConnectionRefusedError`` in memory); so do those within an interruption's
@@ -93,7 +95,7 @@ class Faults:
     resume: bool = True
     frames_per_message: int = 1
     split: bool = False
-    garbage: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    garbage: Mapping[int, tuple[str | bytes, ...]] = field(default_factory=dict)
     ping_every: int = 0
     stall_ping_interval_s: float | None = None
     refuse_first: int = 0
@@ -138,9 +140,9 @@ class HttpLog:
 
 
 class HubSocket(Protocol):
-    """The server's side of a websocket."""
+    """The server's side of a websocket (bytes are sent as a binary message)."""
 
-    async def send_message(self, message: str) -> None: ...
+    async def send_message(self, message: str | bytes) -> None: ...
 
     async def get_message(self) -> str | bytes: ...
 
@@ -443,7 +445,10 @@ class ReplayHub:
             if index in faults.garbage and index not in self._garbage_sent:
                 self._garbage_sent.add(index)
                 for garbage in faults.garbage[index]:
-                    await out.frame(garbage)
+                    if isinstance(garbage, str):
+                        await out.frame(garbage)
+                    else:
+                        await out.binary(garbage)
             if self.feed_topics[index] in subscribed:
                 await out.frame(self.feed_frames[index])
                 log.feed_sent += 1
@@ -537,6 +542,11 @@ class _Packer:
         self._batch.append(text + RS)
         if len(self._batch) >= self.per_message:
             await self.flush()
+
+    async def binary(self, message: bytes) -> None:
+        """`message` as a binary websocket message, after the frames waiting."""
+        await self.flush()
+        await self.socket.send_message(message)
 
     async def flush(self) -> None:
         if not self._batch:

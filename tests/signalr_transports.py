@@ -41,7 +41,7 @@ class MemorySocket:
         self._out = outgoing
         self._in = incoming
 
-    async def send_message(self, message: str) -> None:
+    async def send_message(self, message: str | bytes) -> None:
         await self._out.send(message)
 
     async def get_message(self) -> str | bytes:
@@ -160,8 +160,8 @@ class _TcpSocket:
         self.websocket = websocket
         self.raw = raw
 
-    async def send_message(self, message: str) -> None:
-        await self.websocket.send_message(message)
+    async def send_message(self, message: str | bytes) -> None:
+        await self.websocket.send_message(message)  # bytes: a binary message
 
     async def get_message(self) -> str | bytes:
         return await self.websocket.get_message()

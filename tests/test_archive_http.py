@@ -24,15 +24,10 @@ from f1daemon.domain.events import MessageReceived
 from f1daemon.errors import UserError
 from f1daemon.services.ingest import ingest_paths, ingest_session
 from f1daemon.sources.archive import read_facts, session_key_for, topic_files
-from f1daemon.sources.archive_http import (
-    ArchiveHTTPError,
-    ArchiveSession,
-    BackfillReport,
-    RetryPolicy,
-    SessionBackfill,
-    backfill,
-    resolve_sessions,
-)
+from f1daemon.sources.archive_client import ArchiveHTTPError, SessionBackfill
+from f1daemon.sources.archive_http import BackfillReport, backfill
+from f1daemon.sources.archive_index import ArchiveSession, resolve_sessions
+from f1daemon.sources.http_fetch import RetryPolicy
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url
 from tests.archive_server import ArchiveServer, Fault

@@ -454,3 +454,43 @@ def test_parse_request_accepts_or_says_why(line: bytes) -> None:
     else:
         assert isinstance(request.command, str)
         assert all(isinstance(a, str) for a in request.args)
+
+
+async def test_an_operator_behind_a_flood_in_the_backlog_is_taken_at_the_next_turn(
+    tmp_path: Path,
+) -> None:
+    # 120 connections wait in the backlog (made while the server cannot run), then the
+    # operator's with its request. Taken one per turn of the loop (a turn runs every
+    # client's task), the operator would wait 120 turns; taken all at once, a few.
+    limits = ControlLimits(client_timeout_s=30, max_clients=200)
+    control = ControlServer(tmp_path / "ctl.sock", echo_handler, limits)
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await trio.lowlevel.checkpoint()
+
+    flood: list[socket.socket] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(control.serve)
+        nursery.start_soon(count_turns)
+        for _ in range(120):  # no checkpoint in between: all in the backlog at once
+            silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            silent.connect(str(control.path))
+            flood.append(silent)
+        operator = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        operator.connect(str(control.path))
+        operator.sendall(b'{"command": "status"}\n')
+        started = turns
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(operator))
+        with trio.fail_after(10):
+            reply = await read_line(stream)
+        taken = turns - started
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+    for silent in flood:
+        silent.close()
+    assert reply == {"ok": True, "result": {"command": "status", "args": []}}
+    assert taken < 20, taken  # (one by one: 120 and more)

@@ -8,8 +8,11 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
@@ -20,6 +23,7 @@ from f1daemon.control.client import call
 from f1daemon.daemon.app import Daemon
 from f1daemon.daemon.live import CHANNEL_SIZE
 from f1daemon.domain.events import (
+    Fact,
     FactsUnwritten,
     MessageReceived,
     RecordQuarantined,
@@ -27,7 +31,7 @@ from f1daemon.domain.events import (
 )
 from f1daemon.feed.messages import TELEMETRY_TOPICS
 from f1daemon.sources.recording import Recording, read_recording
-from f1daemon.store.eventlog import EventLog
+from f1daemon.store.eventlog import AppendResult, EventLog
 from f1daemon.store.url import parse_store_url
 from tests.signalr_server import Faults, ReplayHub, serve_signalr
 from tests.test_daemon import TimedNotifier
@@ -282,3 +286,84 @@ async def test_a_shutdown_in_mid_stream_writes_every_fact_the_client_received(
         (f.topic, f.payload) for f in expected[:received]
     ]
     assert not [e for e in states if isinstance(e, FactsUnwritten)]
+
+
+# -- the drain's deadline passes: what was not written is counted, never silent ---------------
+
+
+class StallingStore:
+    """`EventLog.append_facts` that, once `stall` is set, has no answer until `release`,
+    and then refuses (a store gone away: nothing of what it was given is written)."""
+
+    def __init__(self, append: Callable[..., AppendResult]) -> None:
+        self._append = append
+        self.stall = threading.Event()
+        self.release = threading.Event()
+        self.stalled = 0  # appends that got no answer
+
+    def append_facts(self, log: EventLog, facts: Iterable[Fact]) -> AppendResult:
+        if not self.stall.is_set():
+            return self._append(log, facts)
+        self.stalled += 1
+        self.release.wait(60)
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+async def test_facts_left_when_the_drain_deadline_passes_are_counted_in_one_event(
+    fp2: Recording,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topics = sorted({f.topic for f in fp2.facts(SESSION) if isinstance(f, MessageReceived)})
+    hub = ReplayHub.from_recording(fp2, Faults(frames_per_message=20))
+    store = StallingStore(EventLog.append_facts)
+
+    def append_facts(log: EventLog, facts: Iterable[Fact]) -> AppendResult:
+        return store.append_facts(log, facts)
+
+    monkeypatch.setattr(EventLog, "append_facts", append_facts)
+    expected = [f for f in fp2.facts(SESSION) if isinstance(f, MessageReceived)]
+    status: list[int] = []
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        status.append(await daemon.run(task_status=task_status))
+
+    async with serve_signalr(hub) as url:
+        config = live_config(tmp_path, url, topics)
+        # 2 s to drain: the sources get 1 s of it, the writer and the records the rest.
+        deadline = config.daemon.model_copy(update={"shutdown_deadline_s": 2.0})
+        config = config.model_copy(update={"daemon": deadline})
+        daemon = Daemon(config, notifier=TimedNotifier())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run)
+            runtime = daemon.sources["live"]
+            with trio.fail_after(30):
+                while runtime.position == 0:  # noqa: ASYNC110 - a count
+                    await trio.sleep(0.01)
+                store.stall.set()  # the next append gets no answer
+                # The client goes on receiving until the queue is full and it waits.
+                while not store.stalled or runtime.received - runtime.position <= CHANNEL_SIZE:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            reply = await trio.to_thread.run_sync(call, config.control.socket, "shutdown", [])
+            assert reply["ok"], reply
+            with trio.fail_after(10):
+                while not daemon.source_states.unwritten_facts:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            store.release.set()  # (its thread must end for the daemon to exit)
+    assert status == [1]  # not a clean stop: facts were not written
+
+    received = runtime.received  # counted as the client handed each fact on
+    with EventLog(parse_store_url(config.store_url)) as log:
+        logged = [f for _, f in log.facts(SESSION)]
+        states = log.stream_events("source-states")
+    (unwritten,) = [e for e in states if isinstance(e, FactsUnwritten)]
+    assert unwritten.count == received - len(logged) > CHANNEL_SIZE  # queued + the stalled batch
+    assert (unwritten.source, unwritten.session) == ("live", SESSION)
+    assert unwritten.reason == "the shutdown's deadline for draining it passed"
+    # What the log holds is the feed's first facts, in order, none twice.
+    assert [(f.topic, f.payload) for f in logged if isinstance(f, MessageReceived)] == [
+        (f.topic, f.payload) for f in expected[: len(logged)]
+    ]
+    line = f"source live: {unwritten.count} received facts not written: {unwritten.reason}"
+    assert line in [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]

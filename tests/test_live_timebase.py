@@ -32,8 +32,8 @@ from f1daemon.projections.fold import SessionFold
 from f1daemon.sources.recording import Recording, read_recording
 from f1daemon.sources.signalr import ConnectionGap as LiveGap
 from f1daemon.sources.signalr import LiveClient, LiveItem, SignalRSettings
+from tests.signalr_client import FP2, SESSION, topics_of
 from tests.signalr_server import Faults, Interruption, ReplayHub
-from tests.test_signalr import FP2, SESSION, topics_of
 
 # Our clock at the test's start (virtual time 0): a day after the session, as if the
 # capture were live now; the feed's stamps are the capture's.

@@ -27,8 +27,7 @@ from f1daemon.sources.signalr import (
     SignalRSettings,
     Snapshot,
 )
-from tests.signalr_server import Faults, Interruption, ReplayHub, serve_signalr
-from tests.test_signalr import (
+from tests.signalr_client import (
     FAST,
     FP2,
     RS,
@@ -40,6 +39,7 @@ from tests.test_signalr import (
     run_client,
     topics_of,
 )
+from tests.signalr_server import Faults, Interruption, ReplayHub, serve_signalr
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,10 @@ MAX_REFUSALS = 64
 OPERATOR_SLOTS = 1  # beyond max_clients, for root and the daemon's own user
 PROBE_TIMEOUT_S = 2.0  # how long a socket found at the path is given to accept
 ACCEPT_RETRY_S = 0.1  # after accept failed for want of descriptors or memory
+# Connections accepted at once when the socket is readable: every one waiting, so that
+# an operator's connection behind a flood in the backlog is taken at the next turn of
+# the loop, not one turn per connection ahead of it (a turn runs every client's task).
+ACCEPT_BURST = 1024
 REPLY_POLL_S, REPLY_POLL_MAX_S = 0.005, 0.1  # checks that a reply was read, backing off
 
 
@@ -117,6 +121,7 @@ class ControlServer:
         self._refusing = 0
         self._ordinary_work = trio.CapacityLimiter(1)
         self._listener: trio.SocketListener | None = None
+        self._socket: socket.socket | None = None  # the listener's own
         self._bound: tuple[int, int] | None = None  # (st_dev, st_ino) of our socket
 
     @property
@@ -126,20 +131,24 @@ class ControlServer:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind the socket (unless `bind` did), then serve until cancelled."""
-        listener = self._listener or self.bind()
+        self.bind()
+        listening = self._socket
+        if listening is None:  # (bind sets it)
+            raise RuntimeError("the control socket is not bound")
         try:
             async with trio.open_nursery() as nursery:
                 task_status.started()
                 while True:
-                    try:
-                        stream = await listener.accept()
-                    except OSError as error:
+                    await trio.lowlevel.wait_readable(listening)
+                    accepted, error = _accept_waiting(listening)
+                    for connection in accepted:
+                        stream = trio.SocketStream(trio.socket.from_stdlib_socket(connection))
+                        nursery.start_soon(self._client, stream)
+                    if error is not None and not accepted:
                         # Out of descriptors or memory (a flood of clients): the ones
                         # being served finish and free theirs; accept again shortly.
                         log.warning("control: cannot accept a client: %s", error.strerror)
                         await trio.sleep(ACCEPT_RETRY_S)
-                        continue
-                    nursery.start_soon(self._client, stream)
         finally:
             self.close()
 
@@ -175,6 +184,7 @@ class ControlServer:
             self._remove_ours()
             raise
         self._listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        self._socket = sock  # (non-blocking now: accepted from by `_accept_waiting`)
         return self._listener
 
     def close(self) -> None:
@@ -182,7 +192,7 @@ class ControlServer:
         self._remove_ours()  # first: closing cannot fail, but may be cancelled elsewhere
         if self._listener is not None:
             self._listener.socket.close()
-            self._listener = None
+            self._listener = self._socket = None
 
     def _remove_ours(self) -> None:
         if self._bound is None:
@@ -367,6 +377,21 @@ def _unread_bytes(stream: trio.SocketStream) -> int:
 
 def _too_long(limit: int) -> str:
     return f"request line longer than {limit} bytes; closing"
+
+
+def _accept_waiting(listening: socket.socket) -> tuple[list[socket.socket], OSError | None]:
+    """The connections waiting in the backlog (up to `ACCEPT_BURST`), without blocking,
+    and the error that stopped accepting, if one did (not running out of them)."""
+    accepted: list[socket.socket] = []
+    while len(accepted) < ACCEPT_BURST:
+        try:
+            connection, _ = listening.accept()
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError as error:
+            return accepted, error
+        accepted.append(connection)
+    return accepted, None
 
 
 def _check_stale(path: Path) -> None:

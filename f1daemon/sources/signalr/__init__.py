@@ -57,8 +57,10 @@ Facts (handed to ``send`` one at a time, in the order received):
   fresh snapshot.
 
 Garbage is never dropped: each unreadable frame becomes a `RecordQuarantined` in the
-connection's stream (the frame's text whole); a frame left incomplete when the
-connection ends is quarantined as ``framing.syntax`` ``truncated: …``.
+connection's stream (the frame's text whole; a frame of a binary message that is not
+UTF-8, ``framing.encoding``, with its exact bytes in ``payload_base64``); a frame left
+incomplete when the connection ends is quarantined as ``framing.syntax``
+``truncated: …``.
 
 Reconnects: a connection ends on a close message, a lost socket, a refused handshake
 or subscribe, or the watchdog (no complete frame for `SignalRSettings.watchdog_s`;

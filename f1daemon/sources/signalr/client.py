@@ -313,9 +313,7 @@ class LiveClient:
             for message in outcome.messages:
                 await self._send(self._fact(message, stream, received_at, offset_ms))
             for garbage in outcome.rejected:
-                await self._quarantine(
-                    stream, garbage.rule, garbage.reason, garbage.topic, garbage.text
-                )
+                await self._quarantine(stream, garbage)
             log.info(
                 "live timing: subscribed, snapshot of %d topics (%d quarantined)",
                 len(outcome.messages),
@@ -329,16 +327,19 @@ class LiveClient:
                 raise protocol_refusal("a close message", outcome.error, self._token, self.settings)
             return "server closed the connection" + (f": {outcome.error}" if outcome.error else "")
         elif isinstance(outcome, Garbage):
-            await self._quarantine(
-                stream, outcome.rule, outcome.reason, outcome.topic, outcome.text
-            )
+            await self._quarantine(stream, outcome)
         elif isinstance(outcome, HandshakeFailed):
-            await self._quarantine(stream, outcome.rule, outcome.reason, None, outcome.text)
+            text, base64 = outcome.text, outcome.payload_base64
+            await self._quarantine(
+                stream, Garbage(outcome.rule, outcome.reason, None, text, base64)
+            )
             if outcome.error is not None and names_auth_failure(outcome.error):
                 raise protocol_refusal("the handshake", outcome.error, self._token, self.settings)
             return f"handshake failed: {outcome.reason}"
         elif isinstance(outcome, SubscribeFailed):
-            await self._quarantine(stream, SERVER_ERROR, outcome.reason, None, outcome.text)
+            await self._quarantine(
+                stream, Garbage(SERVER_ERROR, outcome.reason, None, outcome.text)
+            )
             return f"subscribe failed: {outcome.reason}"
         return None
 
@@ -358,14 +359,12 @@ class LiveClient:
             keyframe=message.keyframe,
         )
 
-    async def _quarantine(
-        self, stream: _Stream, rule: str, reason: str, topic: str | None, text: str
-    ) -> None:
+    async def _quarantine(self, stream: _Stream, garbage: Garbage) -> None:
         self.quarantined += 1
-        reason = self._scrub(reason)
+        reason = self._scrub(garbage.reason)
         log.warning(
             "live timing: frame quarantined (%s): %s",
-            rule,
+            garbage.rule,
             reason,
             extra={"fields": {"source": self.settings.source, "stream": stream.name}},
         )
@@ -375,10 +374,12 @@ class LiveClient:
                 source=self.settings.source,
                 stream=stream.name,
                 sequence=stream.next(),
-                topic=topic,
-                rule=rule,
+                topic=garbage.topic,
+                rule=garbage.rule,
                 reason=reason,
-                payload=text,
+                payload=garbage.text,
+                # Bytes that are not UTF-8, whole (the text shows them with U+FFFD).
+                payload_base64=garbage.payload_base64,
             )
         )
 

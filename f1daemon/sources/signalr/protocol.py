@@ -11,6 +11,13 @@ framing helpers check the feed messages here too: ``framing.syntax``,
 Every frame ends with the record separator ``\\x1e``; a websocket message may hold
 several frames and a frame may be split across messages, so frames are cut out of a
 running buffer (`FrameSplitter`).
+
+The JSON protocol sends text, and a text websocket message is UTF-8 (wsproto fails a
+connection that breaks that). A binary message is read as UTF-8 all the same; its
+bytes that are not UTF-8 ride along to the frame they belong to (as lone surrogates,
+``surrogateescape``), so each frame of it that is not UTF-8 is quarantined alone with
+its exact bytes in ``payload_base64`` (`f1daemon.sources.line_bytes`) and the frames
+around it are read as usual.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
+
+from f1daemon.sources.line_bytes import UndecodableLine, undecodable
 
 # The recording parser's framing rules are the feed's: a feed message and a snapshot
 # are checked by the same code whether they come from a file or from the socket.
@@ -133,6 +142,8 @@ class HandshakeFailed:
     text: str
     error: str | None = None
     """The server's error, when it sent one (it may refuse the token)."""
+    payload_base64: str | None = None
+    """The reply's exact bytes, when they are not UTF-8 (`text` shows them with U+FFFD)."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +194,8 @@ class Garbage:
     reason: str
     topic: str | None
     text: str
+    payload_base64: str | None = None
+    """The frame's exact bytes, when they are not UTF-8 (`text` shows them with U+FFFD)."""
 
 
 Outcome = (
@@ -211,6 +224,7 @@ class ClientProtocol:
         self._handshake_replied = False
         self._subscriptions = 0  # Subscribe invocations made (their ids: 1, 2, …)
         self._pending: str | None = None  # the one not completed yet
+        self._escaped = False  # a partial frame may hold bytes that are not UTF-8
 
     # What to send.
 
@@ -244,27 +258,34 @@ class ClientProtocol:
 
     def receive(self, message: str | bytes) -> list[Outcome]:
         """The outcomes of the frames one websocket message completes."""
-        if isinstance(message, bytes):
-            # The JSON protocol sends text; a binary message is read as UTF-8 all the same.
-            try:
-                message = message.decode("utf-8")
-            except UnicodeDecodeError as error:
-                where = f"{error.reason} at byte {error.start + 1}"
-                text = error.object.decode("utf-8", errors="replace")
-                return [
-                    Garbage(ENCODING, f"a binary message that is not UTF-8: {where}", None, text)
-                ]
+        text = message if isinstance(message, str) else self._binary(message)
+        check = self._escaped
         outcomes: list[Outcome] = []
-        for frame in self._splitter.feed(message):
+        for frame in self._splitter.feed(text):
             if isinstance(frame, _TooLong):
                 reason = (
                     f"a frame longer than {self._splitter.max_chars} characters "
                     "without a record separator"
                 )
-                outcomes.append(Garbage(SYNTAX, reason, _topic_in(frame.text), frame.text))
+                outcomes.append(_garbage(SYNTAX, reason, frame.text))
             else:
-                outcomes.append(self._outcome(frame))
+                readable = _unescaped(frame) if check else frame
+                if isinstance(readable, UndecodableLine):
+                    outcomes.append(self._undecodable(readable))
+                else:
+                    outcomes.append(self._outcome(readable))
+        # Escaped bytes may still wait in a partial frame: check until it is complete.
+        self._escaped = check and self._splitter.pending > 0
         return outcomes
+
+    def _binary(self, message: bytes) -> str:
+        try:
+            return message.decode("utf-8")
+        except UnicodeDecodeError:
+            # Kept to the byte: each frame of it that is not UTF-8 is quarantined with
+            # its bytes (see the module's docstring).
+            self._escaped = True
+            return message.decode("utf-8", errors="surrogateescape")
 
     def end(self) -> list[Outcome]:
         """The connection ended: a frame left incomplete, if any, as `Garbage`."""
@@ -275,7 +296,13 @@ class ClientProtocol:
             f"truncated: the connection ended inside a frame "
             f"({len(rest)} characters without a record separator)"
         )
-        return [Garbage(SYNTAX, reason, _topic_in(rest), rest)]
+        return [_garbage(SYNTAX, reason, rest)]
+
+    def _undecodable(self, bad: UndecodableLine) -> Outcome:
+        if not self._handshake_replied:
+            self._handshake_replied = True  # (the reply, unreadable: as in `_outcome`)
+            return HandshakeFailed(ENCODING, bad.reason, bad.text, None, bad.payload_base64)
+        return Garbage(ENCODING, bad.reason, _topic_in(bad.text), bad.text, bad.payload_base64)
 
     def _outcome(self, text: str) -> Outcome:
         if not self._handshake_replied:
@@ -391,6 +418,38 @@ def _feed_message(frame: dict[str, object]) -> FeedMessage:
             SHAPE, f"arguments: expected a list [topic, data, utc], got {describe_value(arguments)}"
         )
     return frame_arguments(arguments, "arguments: ", from_json=True)
+
+
+def _unescaped(text: str) -> str | UndecodableLine:
+    """A frame of a binary message as text; what to quarantine it with if its bytes
+    are not UTF-8 (a character may straddle two messages: joined, it is UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = _bytes_of(text)
+        bad = undecodable(raw, "frame")
+        return raw.decode("utf-8") if bad is None else bad
+    return text
+
+
+def _bytes_of(text: str) -> bytes:
+    """The bytes `text` was decoded from with ``surrogateescape`` (a lone surrogate of
+    another kind, as UTF-8 cannot have one: encoded as such, so it is not UTF-8)."""
+    try:
+        return text.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="surrogatepass")
+
+
+def _garbage(rule: str, reason: str, text: str) -> Garbage:
+    """Garbage of `rule` for an unreadable `text`, its bytes kept if they are not UTF-8."""
+    readable = _unescaped(text)
+    if isinstance(readable, str):
+        return Garbage(rule, reason, _topic_in(readable), readable)
+    topic = _topic_in(readable.text)
+    return Garbage(
+        rule, f"{reason}; {readable.reason}", topic, readable.text, readable.payload_base64
+    )
 
 
 def _topic_in(text: str) -> str | None:
