@@ -116,6 +116,30 @@ class Session:
         """One row per change of a driver's running position."""
         return self.table("positions", version)
 
+    def results(self, version: str | None = None) -> pa.Table:
+        """Jolpica's race classification, keyed as the feed's tables."""
+        return self.table("results", version)
+
+    def sprint_results(self, version: str | None = None) -> pa.Table:
+        """Jolpica's sprint classification."""
+        return self.table("sprint-results", version)
+
+    def qualifying(self, version: str | None = None) -> pa.Table:
+        """Jolpica's qualifying results (Q1-Q3)."""
+        return self.table("qualifying", version)
+
+    def reference_laps(self, version: str | None = None) -> pa.Table:
+        """Jolpica's lap timings, the reference our laps are checked against."""
+        return self.table("reference-laps", version)
+
+    def reference_pits(self, version: str | None = None) -> pa.Table:
+        """Jolpica's pit stops."""
+        return self.table("reference-pits", version)
+
+    def forecasts(self, version: str | None = None) -> pa.Table:
+        """The weather forecasts fetched for the session."""
+        return self.table("forecasts", version)
+
     def telemetry(
         self, driver: int | None = None, lap: int | None = None, version: str | None = None
     ) -> pa.Table:

@@ -34,6 +34,12 @@ METHODS = {
     "positions": "positions",
     "telemetry": "telemetry",
     "car-positions": "car_positions",
+    "results": "results",
+    "sprint-results": "sprint_results",
+    "qualifying": "qualifying",
+    "reference-laps": "reference_laps",
+    "reference-pits": "reference_pits",
+    "forecasts": "forecasts",
 }
 
 
