@@ -9,9 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import h11
 import httpx
-import orjson
 import pytest
 import trio
 
@@ -21,6 +19,7 @@ from f1daemon.services.ingest import ingest_paths
 from f1daemon.services.reader import Reader
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url
+from tests.sse_client import read_stream
 
 BAKU = "livetiming/2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race"
 SETTINGS = APISettings(poll_s=0.02, heartbeat_s=0.3)
@@ -52,47 +51,21 @@ async def messages(
     client: httpx.AsyncClient, path: str, *, last_id: str | None = None, stop: int | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     """A stream's messages (id, event, data) and heartbeats: the first `stop` of them,
-    or (without `stop`) all until its first heartbeat (the stream has gone quiet).
-
-    Read with h11 over a trio socket: httpx leaves its nested stream generators to the
-    garbage collector when a client stops reading a stream that never ends."""
-    url = client.base_url
-    connection = h11.Connection(h11.CLIENT)
-    headers = [("Host", f"{url.host}:{url.port}"), ("Accept", "text/event-stream")]
-    if last_id:
-        headers.append(("Last-Event-ID", last_id))
+    or (without `stop`) all until its first heartbeat (the stream has gone quiet)."""
     got: list[dict[str, Any]] = []
     heartbeats = 0
-    async with await trio.open_tcp_stream(str(url.host), int(url.port or 80)) as stream:
-        await stream.send_all(
-            connection.send(h11.Request(method="GET", target=path, headers=headers))
-        )
-        await stream.send_all(connection.send(h11.EndOfMessage()))
-        text = ""
-        while True:
-            event = connection.next_event()
-            if event is h11.NEED_DATA:
-                connection.receive_data(await stream.receive_some(65536))
-            elif isinstance(event, h11.Response):
-                assert event.status_code == 200
-                assert dict(event.headers)[b"content-type"].startswith(b"text/event-stream")
-            elif isinstance(event, h11.Data):
-                text += bytes(event.data).decode()
-                *blocks, text = text.split("\n\n")
-                for block in blocks:
-                    if block.startswith(":"):
-                        heartbeats += 1
-                        if stop is None:
-                            return got, heartbeats
-                        continue
-                    message = dict(line.split(": ", 1) for line in block.split("\n"))
-                    if "event" not in message:
-                        continue  # the stream's first block: its retry delay
-                    got.append({**message, "data": orjson.loads(message["data"])})
-                    if len(got) == stop:
-                        return got, heartbeats
-            else:
-                raise AssertionError(f"the stream ended: {event!r}")
+
+    def keep_reading(message: dict[str, Any]) -> bool:
+        nonlocal heartbeats
+        if message["event"] == "heartbeat":
+            heartbeats += 1
+            return stop is not None
+        if message["event"] != "retry":
+            got.append(message)
+        return len(got) != stop
+
+    await read_stream(str(client.base_url), path, keep_reading, last_id)
+    return got, heartbeats
 
 
 async def test_a_subscriber_gets_each_lap_once_and_resumes_after_its_last_id(
