@@ -82,17 +82,23 @@ TimingEntry = tuple[
     int | None,
     int | None,
     str | None,
+    str | None,
 ]
 """One driver's entry of a digested TimingData message, in this order:
 
 0 `driver` (the `Lines` key: 1-5 ASCII digits), 1 `NumberOfLaps`, 2 `InPit`, 3 `PitOut`,
 4 `Position`, 5 `LastLapTime.Value` in ms, 6 `LastLapTime.PersonalFastest`, 7-9 sectors
 1-3 `Value` in ms, 10-13 `Speeds` `I1`, `I2`, `FL`, `ST` `Value`, 14 the driver's latest
-`GapToLeader` (after the message). See `TimingDigest`.
+`GapToLeader`, 15 its latest `IntervalToPositionAhead.Value` (both after the message).
+See `TimingDigest`.
 """
 
-TimingDigestOutput = tuple[int | None, list[TimingEntry]]
-"""`(session_part, entries)`: a relevant TimingData message, digested."""
+GapChange = tuple[int, str | None, str | None]
+"""`(driver, GapToLeader, IntervalToPositionAhead.Value)`: a driver whose remembered gap
+or interval a message changed, both as remembered after it."""
+
+TimingDigestOutput = tuple[int | None, list[TimingEntry], list[GapChange]]
+"""`(session_part, entries, gaps)`: a relevant TimingData message, digested."""
 
 @final
 class TimingDigest:
@@ -100,7 +106,7 @@ class TimingDigest:
 
     Of a message (a JSON object; anything else raises ValueError; JSON as `orjson.loads`
     reads it, nesting at most 1024 deep, a repeated key keeping its last value at its
-    first position) it returns `(session_part, entries)`:
+    first position) it returns `(session_part, entries, gaps)`:
 
     * `session_part`: the top-level `SessionPart` if it is a JSON integer (not a bool)
       fitting i64, else None;
@@ -118,16 +124,19 @@ class TimingDigest:
     6 digits each), read as `(minutes * 60 + seconds) * 1000 + millis` (the fraction
     padded with zeros on the right), as `f1daemon.feed.timing.parse_time_ms` reads it.
 
-    The digest remembers each driver's latest `GapToLeader`: a string replaces it (the
-    empty string forgets it), another type changes nothing; every entry with a digit key
-    and an object value counts, kept or not. Item 14 of a kept entry is that gap after
-    the whole message. A message is relevant iff it keeps an entry or has a
-    `session_part`; otherwise `feed` returns None.
+    The digest remembers each driver's latest `GapToLeader` and
+    `IntervalToPositionAhead.Value` (of an object): a string replaces it (the empty string
+    forgets it), another type changes nothing; every entry with a digit key and an object
+    value counts, kept or not. Items 14 and 15 of a kept entry are that gap and interval
+    after the whole message. `gaps`: a `GapChange` per driver whose remembered gap or
+    interval the message changed, in the order of the driver's first entry. A message is
+    relevant iff it keeps an entry, has a `session_part` or changes a gap or interval;
+    otherwise `feed` returns None.
     """
 
     def __init__(self) -> None: ...
     def feed(self, payload: str | bytes) -> TimingDigestOutput | None:
-        """Digest one message: `(session_part, entries)` if relevant, else None.
+        """Digest one message: `(session_part, entries, gaps)` if relevant, else None.
 
         Raises ValueError if the payload is not a JSON object (the state is then
         unchanged), TypeError if it is neither str nor bytes.

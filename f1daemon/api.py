@@ -116,6 +116,10 @@ class Session:
         """One row per change of a driver's running position."""
         return self.table("positions", version)
 
+    def intervals(self, version: str | None = None) -> pa.Table:
+        """One row per change of a car's gap to the leader or interval to the car ahead."""
+        return self.table("intervals", version)
+
     def results(self, version: str | None = None) -> pa.Table:
         """Jolpica's race classification, keyed as the feed's tables."""
         return self.table("results", version)

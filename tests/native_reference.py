@@ -398,15 +398,20 @@ class TimingDigestReference:
       "1", "2"), each sector (an object) `Value` as a time; `Speeds` (an object), traps
       `I1`, `I2`, `FL`, `ST` (objects): `Value` as 1-5 ASCII digits; anything else is
       `None`. The entry is kept iff any of these (the driver aside) is not `None`;
-    * the digest remembers each driver's latest `GapToLeader`: a string replaces it (the
-      empty string forgets it), another type changes nothing; every counted entry, kept
-      or not. Each kept entry ends with the driver's gap after the whole message;
-    * relevant iff an entry is kept or `session_part` is not `None`: then
-      `(session_part, kept entries in message order)`, else `None`.
+    * the digest remembers each driver's latest `GapToLeader` and
+      `IntervalToPositionAhead.Value` (of an object): a string replaces it (the empty
+      string forgets it), another type changes nothing; every counted entry, kept or
+      not. Each kept entry ends with the driver's gap and interval after the whole
+      message; the gap changes are the drivers whose gap or interval the message
+      changed, in the order of their first entry, with both after the whole message;
+    * relevant iff an entry is kept, `session_part` is not `None` or there are gap
+      changes: then `(session_part, kept entries in message order, gap changes)`, else
+      `None`.
     """
 
     def __init__(self) -> None:
         self._gaps: dict[int, str] = {}
+        self._intervals: dict[int, str] = {}
 
     def feed(self, payload: str | bytes) -> TimingDigestOutput | None:
         """The digest of one message, or `None` if it is irrelevant."""
@@ -421,23 +426,40 @@ class TimingDigestReference:
         session_part = _int64(message.get("SessionPart"))
         lines = message.get("Lines")
         kept: list[list[Any]] = []
+        changed: list[int] = []
         for key, patch in lines.items() if type(lines) is dict else ():
             driver = _digits(key)
             if driver is None or type(patch) is not dict:
                 continue
-            gap = patch.get("GapToLeader")
-            if type(gap) is str:
-                if gap:
-                    self._gaps[driver] = gap
-                else:
-                    self._gaps.pop(driver, None)
+            moved = _remember(self._gaps, driver, patch.get("GapToLeader"))
+            interval = _value(patch.get("IntervalToPositionAhead"))
+            moved = _remember(self._intervals, driver, interval) or moved
+            if moved and driver not in changed:
+                changed.append(driver)
             entry = _digest_entry(driver, patch)
             if any(item is not None for item in entry[1:]):
                 kept.append(entry)
-        if not kept and session_part is None:
+        if not kept and session_part is None and not changed:
             return None
-        entries = [cast("TimingEntry", (*entry, self._gaps.get(entry[0]))) for entry in kept]
-        return session_part, entries
+        entries = [
+            cast("TimingEntry", (*entry, self._gaps.get(entry[0]), self._intervals.get(entry[0])))
+            for entry in kept
+        ]
+        gaps = [(d, self._gaps.get(d), self._intervals.get(d)) for d in changed]
+        return session_part, entries, gaps
+
+
+def _remember(remembered: dict[int, str], driver: int, value: object) -> bool:
+    """A string replaces the driver's value (the empty string forgets it); whether it
+    changed. Another type changes nothing."""
+    if type(value) is not str:
+        return False
+    before = remembered.get(driver)
+    if value:
+        remembered[driver] = value
+    else:
+        remembered.pop(driver, None)
+    return remembered.get(driver) != before
 
 
 def _digest_entry(driver: int, patch: dict[str, Any]) -> list[Any]:

@@ -32,6 +32,7 @@ METHODS = {
     "track-status": "track_status",
     "neutralisations": "neutralisations",
     "positions": "positions",
+    "intervals": "intervals",
     "telemetry": "telemetry",
     "car-positions": "car_positions",
     "results": "results",

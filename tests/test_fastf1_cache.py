@@ -114,14 +114,16 @@ def test_the_raw_folder_derives_the_archive_folders_laps(
     ours = list(csv.DictReader(io.StringIO(laps_csv(tmp_path, url, "laps.csv"))))
     theirs = list(csv.DictReader(io.StringIO(archive_laps)))
     # What only the extra topics (SessionInfo, DriverList, RaceControlMessages) can
-    # change: the time base, race control's deletions, who the drivers are.
-    extra = {"utc", "deleted", "flags", "session_key", "driver_code", "team"}
+    # change: the time base (a lap's end and start), race control's deletions (and so
+    # which laps are personal bests), who the drivers are.
+    extra = {"utc", "date_start", "deleted", "is_personal_best", "flags"}
+    extra |= {"session_key", "driver_code", "team"}
 
     def same(row: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in row.items() if k not in extra}
 
     assert [same(r) for r in ours] == [same(r) for r in theirs]
-    assert all(r["utc"] for r in ours)
+    assert all(r["utc"] and r["date_start"] for r in ours)
     assert not any(r["utc"] for r in theirs)  # no UTC stamp in the archive folder's topics
     assert {r["session_key"] for r in ours} == {"5778"}  # SessionInfo's Key
     assert all(r["driver_code"] and r["team"] for r in ours)  # DriverList's names
@@ -130,6 +132,10 @@ def test_the_raw_folder_derives_the_archive_folders_laps(
     assert len(changed) == 3
     assert all(flags == "qa:race_control.deleted" for _, _, flags in changed)
     assert sum(r["deleted"] == "true" for r in ours) == 3
+    # A lap is a personal best alike in both but where race control deleted it.
+    best = [(r["driver"], r["lap"]) for r, t in zip(ours, theirs, strict=True)
+            if r["is_personal_best"] != t["is_personal_best"]]  # fmt: skip
+    assert set(best) <= {(r["driver"], r["lap"]) for r in ours if r["deleted"] == "true"}
 
 
 def test_bad_raw_pages_are_one_line_and_exit_2(

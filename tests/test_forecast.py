@@ -117,7 +117,7 @@ async def test_open_meteo_rows_are_the_served_forecast(
             "precipitation_probability", lat, lon, h, 48
         )
         assert row.rain_mm == open_meteo_value("precipitation", lat, lon, h, 48)
-        assert row.wind_speed_ms == open_meteo_value("wind_speed_10m", lat, lon, h, 48)
+        assert row.wind_speed_mps == open_meteo_value("wind_speed_10m", lat, lon, h, 48)
         assert row.wind_direction_deg == open_meteo_value("wind_direction_10m", lat, lon, h, 48)
         assert row.pressure_hpa == open_meteo_value("surface_pressure", lat, lon, h, 48)
         assert (row.provider, row.circuit, row.period_h) == ("open-meteo", "silverstone", 1.0)
@@ -153,7 +153,7 @@ def test_open_meteo_units_and_time_zone_are_honoured() -> None:
     ]
     assert rows[0].air_temp_c == pytest.approx(30.0)
     assert rows[1].air_temp_c is None
-    assert [r.wind_speed_ms for r in rows] == pytest.approx([10.0, 5.0])
+    assert [r.wind_speed_mps for r in rows] == pytest.approx([10.0, 5.0])
     assert rows[0].rain_mm == pytest.approx(2.54)
     assert rows[0].pressure_hpa is None  # not asked for: absent, not invented
     with pytest.raises(ForecastParseError, match="unknown unit 'furlong/fortnight'"):
@@ -248,7 +248,7 @@ async def test_openweathermap_rows_and_the_key_never_shows(
         assert row.pressure_hpa == entry["main"]["grnd_level"]
         assert row.rain_probability_pct == pytest.approx(entry["pop"] * 100)
         assert row.rain_mm == entry.get("rain", {}).get("3h", 0.0)
-        assert row.wind_speed_ms == entry["wind"]["speed"]
+        assert row.wind_speed_mps == entry["wind"]["speed"]
         assert row.wind_direction_deg == entry["wind"]["deg"]
         assert (row.provider, row.period_h) == ("openweathermap", 3.0)
     assert got.fact.source == "openweathermap"

@@ -92,7 +92,7 @@ def test_open_meteo_rows_have_the_values_of_the_body() -> None:
     assert len(rows) == len(body["hourly"]["time"]) == 48
     first = rows[0]
     assert first.air_temp_c == body["hourly"]["temperature_2m"][0]
-    assert first.wind_speed_ms == body["hourly"]["wind_speed_10m"][0]
+    assert first.wind_speed_mps == body["hourly"]["wind_speed_10m"][0]
     assert rows[1].valid_at - rows[0].valid_at == timedelta(hours=1)
     assert first.period_h == 1
 

@@ -9,6 +9,7 @@ the wrong lap shows here as a disagreement.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -23,6 +24,11 @@ from tests.conftest import record_check
 REFERENCE = Path(__file__).parent / "data" / "fastf1-laps"
 SESSIONS = sorted(p.stem for p in REFERENCE.glob("*.json"))
 REQUIRED_AGREEMENT = 0.995
+# FastF1's lap `Time` is the line crossing as its sector times place it, ours the
+# message that moved the count on (up to a second or so later): lap starts within
+# this of FastF1's, except on laps around a stay in the pits, where FastF1 and we
+# end a lap at different pit-lane moments.
+LAP_START_TOLERANCE_MS = 1_000
 # FastF1 drops a lap time of 150 s or more unless the sectors sum to it; we keep
 # them (cool-down laps, laps behind the safety car, slow out-laps at Baku: real laps).
 FASTF1_SLOW_LAP_MS = 150_000
@@ -35,6 +41,7 @@ EXPLAINED: dict[tuple[str, int, int], str] = {
 }
 
 
+@functools.cache
 def _ours(folder: Path) -> list[LapCompleted | StintStarted]:
     derivation = derive("fastf1", enumerate(read_messages(topic_files(folder)), start=1))
     return [e for e in derivation.events if isinstance(e, LapCompleted | StintStarted)]
@@ -91,3 +98,42 @@ def test_lap_1_of_every_car_has_the_stint_that_timing_app_data_reports(
     assert first
     assert all(row["compound"] for row in first if row["driver"] in stinted)
     assert all(row["stint"] == 1 for row in first if row["driver"] in stinted)
+
+
+@pytest.mark.parametrize("session", SESSIONS)
+def test_lap_start_personal_best_and_fresh_tyre_are_fastf1s(testdata: Path, session: str) -> None:
+    events = _ours(testdata / "livetiming" / session)
+    rows = {(r["driver"], r["lap"]): r for r in lap_rows(_laps(events), events)}
+    reference = json.loads((REFERENCE / f"{session}.json").read_text())
+    personal_best, start, fresh = [], [], []
+    for driver, laps in reference.items():
+        previous_in_lap = False
+        for lap, lap_ms, pit_out, pit_in, is_pb, start_ms, fresh_tyre in laps:
+            ours = rows.get((int(driver), lap))
+            if ours is not None:
+                if lap_ms is not None:
+                    personal_best.append(bool(ours["is_personal_best"]) == is_pb)
+                if start_ms is not None and not pit_out and not previous_in_lap:
+                    ours_ms = ours["lap_start_time_ms"]
+                    start.append(
+                        ours_ms is not None and abs(ours_ms - start_ms) <= LAP_START_TOLERANCE_MS
+                    )
+                if fresh_tyre is not None:
+                    fresh.append(ours["fresh_tyre"] == fresh_tyre)
+            previous_in_lap = pit_in
+    share = {name: sum(v) / len(v) for name, v in (("pb", personal_best), ("start", start))}
+    assert share["pb"] >= 0.95, share
+    assert share["start"] >= 0.85, share
+    assert not fresh or sum(fresh) / len(fresh) >= 0.98
+    # Every lap has its start, and its UTC when the session has a time base.
+    assert all(r["lap_start_time_ms"] is not None for r in rows.values())
+    assert all((r["date_start"] is None) == (r["utc"] is None) for r in rows.values())
+    record_check(
+        session,
+        f"FastF1 IsPersonalBest {sum(personal_best)}/{len(personal_best)}, LapStartTime "
+        f"within 1 s {sum(start)}/{len(start)}, FreshTyre {sum(fresh)}/{len(fresh)}",
+    )
+
+
+def _laps(events: list[LapCompleted | StintStarted]) -> list[LapCompleted]:
+    return [e for e in events if isinstance(e, LapCompleted)]

@@ -485,7 +485,7 @@ def test_the_detector_never_raises(steps: list[tuple[object, ...]], race: bool) 
     for step in steps:
         match step:
             case ("timing", int(now), list(entries), bool(keyframe)):
-                detector.on_timing((None, entries), now, keyframe=keyframe)
+                detector.on_timing((None, entries, []), now, keyframe=keyframe)
             case ("status", str(status)):
                 detector.on_session_status(status)
             case ("track", int(now), str(code)):

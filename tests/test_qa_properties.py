@@ -99,7 +99,7 @@ weather = st.builds(
     pressure_mbar=st.none(),
     rainfall=st.none(),
     wind_direction_deg=st.none(),
-    wind_speed_ms=st.none(),
+    wind_speed_mps=st.none(),
 )
 telemetry = st.builds(
     TelemetryBatch,

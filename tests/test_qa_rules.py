@@ -63,7 +63,7 @@ def weather(**changes: Any) -> WeatherObserved:
         "pressure_mbar": 1013.0,
         "rainfall": False,
         "wind_direction_deg": 180,
-        "wind_speed_ms": 1.5,
+        "wind_speed_mps": 1.5,
     }
     return WeatherObserved(**(fields | changes))
 

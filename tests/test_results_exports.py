@@ -130,7 +130,7 @@ def test_qualifying_joins_the_laps_and_its_bests_are_q1_q2_q3(
         FROM qualifying q LEFT JOIN laps l
           ON l.session_key = q.session_key AND l.driver = q.driver
          AND l.lap_time_ms IS NOT NULL AND NOT l.pit_out AND NOT l.deleted
-         AND l.flags IS NULL
+         AND coalesce(l.flags, '') = ''
         GROUP BY ALL ORDER BY q.driver
         """,
     )

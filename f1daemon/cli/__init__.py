@@ -37,6 +37,7 @@ EXPORT_KINDS = (
     "race-control",
     "weather",
     "positions",
+    "intervals",
     "telemetry",
     "car-positions",
     "results",

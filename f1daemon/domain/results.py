@@ -18,7 +18,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from f1daemon.domain.events import Event
+from f1daemon.domain.base import Event
 
 
 class JolpicaRow(Event):

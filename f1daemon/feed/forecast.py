@@ -263,7 +263,7 @@ def parse_open_meteo(
                 humidity_pct=humidity[i],
                 rain_probability_pct=pop[i],
                 rain_mm=rain[i],
-                wind_speed_ms=wind[i],
+                wind_speed_mps=wind[i],
                 wind_direction_deg=direction[i],
                 pressure_hpa=pressure[i],
             )
@@ -358,7 +358,7 @@ def parse_openweathermap(
                     rain_probability_pct=None if entry.pop is None else entry.pop * 100,
                     # OWM leaves `rain`/`snow` out when none is forecast.
                     rain_mm=rain_mm,
-                    wind_speed_ms=wind.speed,
+                    wind_speed_mps=wind.speed,
                     wind_direction_deg=wind.deg,
                     pressure_hpa=main.grnd_level if main.grnd_level is not None else main.pressure,
                 )

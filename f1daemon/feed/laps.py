@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from f1daemon.domain.events import LapCompleted, PitStop, PositionChanged
 from f1daemon.feed.stints import StintTracker
 from f1daemon.feed.timebase import TimeBase, TimeBaseTracker
+from f1daemon.feed.timing import parse_gap
 from f1daemon.feed.track_status import TrackStatusTracker
 
 if TYPE_CHECKING:
@@ -56,12 +57,16 @@ class _LapValues:
     """What the feed has said so far about one lap."""
 
     started_ms: int | None
+    # False for the lap in progress when we joined a session: it began before
+    # `started_ms`, at a moment the feed did not show us.
+    start_seen: bool = True
     session_part: int | None = None  # the qualifying part the lap began in
     values: dict[str, int] = field(default_factory=dict)
     last_value_ms: int | None = None
     pit_in: bool = False
     pit_out: bool = False
     lap_time_at_ms: int | None = None  # when the lap time came
+    personal_best: bool | None = None  # LastLapTime.PersonalFastest of its lap time
     flags: list[str] = field(default_factory=list)
 
     def has_sector_times(self) -> bool:
@@ -79,6 +84,7 @@ class _ClosedLap:
     position: int | None
     gap_to_leader: str | None
     session_part: int | None
+    interval: str | None = None
 
 
 @dataclass
@@ -97,6 +103,7 @@ class _DriverTiming:
     pit_out: bool | None = None
     position: int | None = None
     gap_to_leader: str | None = None
+    interval: str | None = None  # IntervalToPositionAhead
     stops: int = 0
     emitted: int = 0  # laps emitted
     lap_offset: int = 0  # what the feed's count runs ahead of the laps (a pseudo-lap)
@@ -106,6 +113,8 @@ class _DriverTiming:
     laps_by_time: dict[int, int] = field(default_factory=dict)  # lap time ms -> latest lap
     laps_in_stint: dict[int, int] = field(default_factory=dict)
     best_ms: int | None = None  # best lap time the feed accepted
+    # LastLapTime.PersonalFastest as merged: a patch omits it when it does not change.
+    personal_fastest: bool | None = None
     # The latest value the feed sent for each timed slot (and the lap time), to tell a
     # snapshot's repeats from news when a reconnect re-sends the whole state.
     last_sent: dict[str, int] = field(default_factory=dict)
@@ -134,7 +143,7 @@ class LapFitter:
         calls for every message of any topic. `keyframe` marks a full snapshot: lap
         counts in it are where the session already stands, not laps completed now.
         """
-        part, entries = digest
+        part, entries, _ = digest
         if part is not None and part != self.session_part:
             self.session_part = part
             for timing in self.drivers.values():
@@ -221,10 +230,13 @@ class LapFitter:
         *,
         keyframe: bool,
     ) -> list[LapCompleted | PitStop | PositionChanged]:
-        (_, count, in_pit, pit_out, position, lap_time, personal_best, *timed, gap) = entry
+        (_, count, in_pit, pit_out, position, lap_time, personal_best, *timed, gap, interval) = (
+            entry
+        )
         if count is not None:
             count -= timing.lap_offset
         timing.gap_to_leader = gap
+        timing.interval = interval
         done: list[LapCompleted | PitStop | PositionChanged] = []
         if count is not None and timing.completed is not None and count < timing.completed:
             # A stale update re-sent after newer ones (the count never goes back): all it
@@ -255,10 +267,15 @@ class LapFitter:
                 # Joined mid-session: earlier laps are not ours to reconstruct.
                 timing.completed = count
                 timing.current.started_ms = now
+                timing.current.start_seen = False
             elif count > (timing.completed or 0):
                 done.extend(self._close(driver, timing, count, now))
         if pit_out is not None:
             done.extend(self._pit_exit(driver, timing, pit_out, now))
+        if personal_best is not None:
+            timing.personal_fastest = personal_best
+            if lap_time is None:
+                _mark_latest_lap_time(timing, personal_best)
         for slot, value in (*zip(TIMED_SLOTS, timed, strict=True), ("lap_time", lap_time)):
             if value is None or (resent and timing.last_sent.get(slot) == value):
                 continue
@@ -275,6 +292,7 @@ class LapFitter:
         lap = self._value(timing, "lap_time", value, now)
         if lap is None:
             return
+        lap.personal_best = timing.personal_fastest
         # The feed marks each new lap time as a personal best or not. A time faster
         # than the driver's best that the feed does not mark as one was not accepted
         # (a pit-lane short cut, a lap run after the flag): keep it, flagged.
@@ -350,6 +368,7 @@ class LapFitter:
             timing.position,
             timing.gap_to_leader,
             timing.current.session_part or self.session_part,
+            timing.interval,
         )
         self._due_at(now)
         ended = timing.current
@@ -396,6 +415,25 @@ class LapFitter:
         timing.current.last_value_ms = now
         return timing.current
 
+    def _lap_start(self, lap: _ClosedLap, duration_ms: int | None) -> int | None:
+        """When the lap began: the previous lap's end (FastF1's LapStartTime). No lap
+        begins before the session: lap 1 of a race begins at its start, whatever the
+        snapshot before it said. The lap we joined a session in began its time
+        (`duration_ms`) before its end."""
+        if not lap.values.start_seen:
+            return None if duration_ms is None else lap.closed_at_ms - duration_ms
+        started = lap.values.started_ms
+        base = self.time_base
+        current = base if isinstance(base, TimeBase) else base.current
+        session_start = current.session_start_ms
+        if (
+            lap.number == 1
+            and session_start is not None
+            and (started is None or started < session_start)
+        ):
+            return session_start
+        return started
+
     def _emit(self, driver: int, timing: _DriverTiming, lap: _ClosedLap) -> list[LapCompleted]:
         values = lap.values.values
         if not timing.emitted and _is_pseudo_lap(lap):
@@ -429,6 +467,9 @@ class LapFitter:
             # (as FastF1 has it).
             lap.stint = 1
         tyre_age = None
+        gap_s, gap_laps = parse_gap(lap.gap_to_leader)
+        interval_s, interval_laps = parse_gap(lap.interval)
+        started = self._lap_start(lap, lap_time if lap_time is not None else line_to_line)
         if lap.stint is not None:
             in_stint = timing.laps_in_stint.get(lap.stint, 0) + 1
             timing.laps_in_stint[lap.stint] = in_stint
@@ -457,10 +498,26 @@ class LapFitter:
             track_statuses=self.track.statuses_between(lap.values.started_ms, lap.closed_at_ms),
             position=lap.position,
             gap_to_leader=lap.gap_to_leader,
+            gap_to_leader_s=gap_s,
+            gap_to_leader_laps=gap_laps,
+            interval_s=interval_s,
+            interval_laps=interval_laps,
             session_part=lap.session_part,
             flags=tuple(flags),
+            lap_start_time_ms=started,
+            date_start=None if started is None else self.time_base.utc_at(started),
+            is_personal_best=None if lap_time is None else bool(lap.values.personal_best),
+            fresh_tyre=None if lap.stint is None else self.stints.new_of(driver, lap.stint),
         )
         return [completed]
+
+
+def _mark_latest_lap_time(timing: _DriverTiming, personal_best: bool) -> None:
+    """PersonalFastest sent without its lap time: it is about the latest lap time."""
+    if "lap_time" in timing.current.values:
+        timing.current.personal_best = personal_best
+    elif timing.closing is not None and "lap_time" in timing.closing.values.values:
+        timing.closing.values.personal_best = personal_best
 
 
 def _spans_a_pit_stay(lap: _LapValues, lap_time: int | None, visits: list[tuple[int, int]]) -> bool:

@@ -33,6 +33,7 @@ from f1daemon.domain.events import (
 )
 from f1daemon.feed import forecast, jolpica, weather
 from f1daemon.feed.identities import DriverRoster, SessionDescription
+from f1daemon.feed.intervals import IntervalTracker
 from f1daemon.feed.laps import LapFitter
 from f1daemon.feed.messages import DigestedTiming, FeedMessage
 from f1daemon.feed.neutralisation import NeutralisationDetector
@@ -45,6 +46,10 @@ from f1daemon.feed.telemetry import position_batch, telemetry_batch
 from f1daemon.feed.timebase import TimeBaseTracker
 from f1daemon.feed.track_status import TrackStatusTracker
 
+# 4.2.0: numbers as numbers: a lap's gap to the leader and interval to the car ahead
+# in seconds and laps down; the gaps and intervals over time (`IntervalBatch`); its
+# start (time and UTC), `is_personal_best` and `fresh_tyre`; weather's wind speed is
+# `wind_speed_mps` (WeatherObserved and WeatherForecast version 2).
 # 4.1.0: Jolpica pages decoded into their rows (`f1daemon.domain.results`), not
 # quarantined for want of a stream offset.
 # 4.0.0: laps numbered as FastF1 and OpenF1 number them (no lap for the time in the
@@ -62,7 +67,7 @@ from f1daemon.feed.track_status import TrackStatusTracker
 # from track status, race control and timing; WeatherForecast facts decoded.
 # 2.2.0: each run ends with its QA outcome (`f1daemon.qa.verdicts`). A QA rule's new
 # version changes derived data too, so it is a new pipeline version.
-PIPELINE_VERSION = "4.1.0"
+PIPELINE_VERSION = "4.2.0"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
 MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})
@@ -99,6 +104,7 @@ class Pipeline:
         self.neutralisation = NeutralisationDetector(self.session, self.time_base)
         self.roster = DriverRoster(self.session)
         self.description = SessionDescription(self.session)
+        self.intervals = IntervalTracker(self.session, self.time_base)
 
     def on_fact(self, fact: FeedMessage) -> list[DerivedEvent]:
         """Derive what one fact tells; returns the events now complete.
@@ -182,18 +188,24 @@ class Pipeline:
         if digest is None:
             return []
         # What the fitter reads is the content: a line digested ahead of the pipeline
-        # has no payload, and two lines alike in it are alike to the laps.
-        if self._replays.is_replay("TimingData", repr(digest), now):
-            return []
+        # has no payload, and two lines alike in it are alike to the laps. (The gap
+        # changes need no such check: the digest reports a gap only when it changed, so
+        # a replayed line changes none; and a car's gap can come back to an earlier one.)
+        part, entries, changes = digest
+        if (part is not None or entries) and self._replays.is_replay(
+            "TimingData", repr((part, entries)), now
+        ):
+            return list(self.intervals.on_changes(changes, now))
         derived: list[DerivedEvent] = []
         derived.extend(self.laps.due(now))
         derived.extend(self.laps.on_message(digest, now, keyframe=keyframe))
         derived.extend(self.neutralisation.on_timing(digest, now, keyframe=keyframe))
+        derived.extend(self.intervals.on_changes(changes, now))
         return derived
 
     def finish(self) -> list[DerivedEvent]:
         """The stream has ended: emit what was waiting for late values or an end."""
-        return [*self.laps.finish(), *self.track.finish()]
+        return [*self.laps.finish(), *self.track.finish(), *self.intervals.finish()]
 
     def _decode(
         self, fact: FeedMessage, now: int, utc: datetime | None, *, keyframe: bool

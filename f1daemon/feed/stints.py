@@ -79,6 +79,13 @@ class StintTracker:
             return _compound(stints[stint - 1])
         return None
 
+    def new_of(self, driver: int, stint: int) -> bool | None:
+        """Whether the set of a stint was new when fitted (`New`), if the feed said."""
+        stints = self.stints.get(driver, [])
+        if 1 <= stint <= len(stints) and isinstance(stints[stint - 1], dict):
+            return _new(stints[stint - 1].get("New"))
+        return None
+
     def start_laps_of(self, driver: int, stint: int) -> int | None:
         """Laps the set of a stint had done before it was fitted (StartLaps)."""
         stints = self.stints.get(driver, [])
@@ -93,19 +100,23 @@ class StintTracker:
     ) -> StintStarted:
         stint = self.stints[driver][index]
         stint = stint if isinstance(stint, dict) else {}
-        new = stint.get("New")
         start_laps = stint.get("StartLaps")
         return StintStarted(
             session=self.session,
             driver=driver,
             stint=index + 1,
             compound=_compound(stint),
-            new_tyres=None if new is None else str(new).lower() == "true",
+            new_tyres=_new(stint.get("New")),
             tyre_age_laps=start_laps if isinstance(start_laps, int) else None,
             tyres_changed=str(stint.get("TyresNotChanged", "0")) != "1",
             session_time_ms=session_time_ms,
             utc=utc,
         )
+
+
+def _new(value: JSON) -> bool | None:
+    # The feed writes `New` as a string ("true"/"false"); old recordings as a boolean.
+    return None if value is None else str(value).lower() == "true"
 
 
 def _compound(stint: JSON) -> str | None:

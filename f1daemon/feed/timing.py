@@ -26,6 +26,32 @@ def parse_time_ms(text: object) -> int | None:
     return (int(minutes or 0) * 60 + int(seconds)) * 1000 + millis
 
 
+_GAP_SECONDS = re.compile(r"^\+?([0-9]{1,6})(?:\.([0-9]{1,3}))?$", re.ASCII)
+_GAP_LAPS = re.compile(r"^\+?([0-9]{1,3}) ?L(?:APS?)?$", re.ASCII | re.IGNORECASE)
+_LEADER = re.compile(r"^LAP [0-9]{1,3}$", re.ASCII)
+
+
+def parse_gap(text: object) -> tuple[float | None, int | None]:
+    """Seconds and laps behind from a feed gap (`GapToLeader`, `IntervalToPositionAhead`).
+
+    `+13.078` is 13.078 s on the same lap (0 laps); `1 L` (or `+1 LAP`, `2 LAPS`) is
+    laps behind, without seconds; the leader's `LAP 5` (its lap) is 0 s and 0 laps.
+    Anything else (empty, malformed) is unknown: (None, None).
+    """
+    if not isinstance(text, str):
+        return None, None
+    value = text.strip(_ASCII_SPACE)
+    if _LEADER.match(value):
+        return 0.0, 0
+    seconds = _GAP_SECONDS.match(value)
+    if seconds is not None:
+        return float(value.removeprefix("+")), 0
+    laps = _GAP_LAPS.match(value)
+    if laps is not None:
+        return None, int(laps.group(1))
+    return None, None
+
+
 def format_time_ms(millis: int) -> str:
     """The feed's lap-time notation: `M:SS.mmm` (or `SS.mmm` under a minute)."""
     minutes, rest = divmod(millis, 60_000)

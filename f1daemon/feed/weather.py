@@ -30,7 +30,7 @@ def observation(
         pressure_mbar=_number(state.get("Pressure")),
         rainfall=None if rain is None else rain > 0,
         wind_direction_deg=None if direction is None else round(direction),
-        wind_speed_ms=_number(state.get("WindSpeed")),
+        wind_speed_mps=_number(state.get("WindSpeed")),
     )
 
 

@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from f1daemon.projections.exports import LIST_SEPARATOR
-from f1daemon.services.reader import lap_windows
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 FLAGS = pa.list_(pa.string())
@@ -78,7 +77,7 @@ def _laps(t: Mapping[str, pa.Table]) -> dict[str, pa.Array | pa.ChunkedArray]:
     laps = t["laps"]
     segments = pa.list_(pa.int64())
     return {
-        "date_start": lap_windows(laps)["date_start"],
+        "date_start": laps["date_start"],
         "driver_number": laps["driver"],
         "duration_sector_1": _seconds(laps["sector1_ms"]),
         "duration_sector_2": _seconds(laps["sector2_ms"]),
@@ -97,20 +96,29 @@ def _laps(t: Mapping[str, pa.Table]) -> dict[str, pa.Array | pa.ChunkedArray]:
 
 
 def _stints(t: Mapping[str, pa.Table]) -> dict[str, pa.Array | pa.ChunkedArray]:
-    stints, laps = t["stints"], t["laps"]
-    # A stint's laps are the laps driven on it (OpenF1's lap_start and lap_end).
-    spans = laps.filter(pc.is_valid(laps["stint"])).group_by(["driver", "stint"])
-    spans = spans.aggregate([("lap", "min"), ("lap", "max")])
-    joined = stints.select(["driver", "stint"]).append_column("row", pa.array(range(len(stints))))
-    joined = joined.join(spans, ["driver", "stint"], join_type="left outer").sort_by("row")
+    stints = t["stints"]
     return {
         "compound": stints["compound"],
         "driver_number": stints["driver"],
-        "lap_end": joined["lap_max"],
-        "lap_start": joined["lap_min"],
+        "lap_end": stints["lap_end"],
+        "lap_start": stints["lap_start"],
         "stint_number": stints["stint"],
-        "tyre_age_at_start": stints["tyre_age_laps"],
+        "tyre_age_at_start": stints["tyre_age_at_start"],
         "qa_flags": _flags(stints),
+    }
+
+
+def _intervals(t: Mapping[str, pa.Table]) -> dict[str, pa.Array | pa.ChunkedArray]:
+    intervals = t["intervals"]
+    return {
+        "date": intervals["date"],
+        "driver_number": intervals["driver"],
+        "gap_to_leader": intervals["gap_to_leader"],
+        "interval": intervals["interval"],
+        # Where OpenF1 writes "+1 LAP" in place of the seconds we keep the seconds
+        # column numeric (null) and say how many laps in our own column.
+        "gap_to_leader_laps": intervals["gap_to_leader_laps"],
+        "interval_laps": intervals["interval_laps"],
     }
 
 
@@ -224,7 +232,7 @@ def _weather(t: Mapping[str, pa.Table]) -> dict[str, pa.Array | pa.ChunkedArray]
         "rainfall": pc.cast(weather["rainfall"], pa.int64()),  # OpenF1's 0 / 1
         "track_temperature": weather["track_temp_c"],
         "wind_direction": weather["wind_direction_deg"],
-        "wind_speed": weather["wind_speed_ms"],
+        "wind_speed": weather["wind_speed_mps"],
         "qa_flags": _flags(weather),
     }
 
@@ -250,9 +258,10 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("sessions", ("sessions",), _sessions),
         Endpoint("drivers", ("drivers",), _drivers),
         Endpoint("laps", ("laps",), _laps),
-        Endpoint("stints", ("stints", "laps"), _stints),
+        Endpoint("stints", ("stints",), _stints),
         Endpoint("pit", ("pits",), _pit),
         Endpoint("position", ("positions",), _position),
+        Endpoint("intervals", ("intervals",), _intervals),
         Endpoint("car_data", ("telemetry",), _car_data),
         Endpoint("location", ("car-positions",), _location),
         Endpoint("weather", ("weather",), _weather),
@@ -262,7 +271,6 @@ ENDPOINTS: dict[str, Endpoint] = {
 
 # OpenF1 endpoints we do not serve, and why (a 404 says so).
 NOT_SERVED = {
-    "intervals": "gaps and intervals are not yet derived as a table of their own",
     "team_radio": "the feed we record carries no team radio",
     "session_result": "final classifications come from Jolpica, not yet served",
     "starting_grid": "starting grids come from Jolpica, not yet served",

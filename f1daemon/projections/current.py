@@ -5,8 +5,8 @@ every reader of derived data (exports, the lake, the PostgreSQL tables, diffs) r
 them through `current_data`:
 
 * `TimeBaseEstablished` — the time base moved: every time that was computed from the
-  earlier estimate (`utc` = t0 + `session_time_ms`, `end_utc` = t0 + `end_time_ms`)
-  is mapped with the latest one;
+  earlier estimate (`utc` = t0 + `session_time_ms`, `end_utc` = t0 + `end_time_ms`,
+  a lap's `date_start` = t0 + `lap_start_time_ms`) is mapped with the latest one;
 * `RecordQuarantined` from QA naming a record emitted earlier — the record leaves the
   data (it comes back if QA emits it again, e.g. after a release);
 * `AnomalyDetected` / `AnomalyCleared` — the rule's `qa:{rule}` flag is added to, or
@@ -44,20 +44,32 @@ from f1daemon.store.eventlog import EventLog
 _SAMPLE = re.compile(r"car (-?\d+) telemetry sample at UTC (-?\d+) ms")
 
 
+# Events with a second moment besides `utc`: (its UTC field, its offset field).
+_SECOND_TIMES: dict[type[Timed], tuple[str, str]] = {
+    NeutralisationPeriod: ("end_utc", "end_time_ms"),
+    LapCompleted: ("date_start", "lap_start_time_ms"),
+}
+
+
+def _on_base(event: Timed, t0: datetime | None, utc_field: str, ms_field: str) -> bool:
+    """The event's second time was computed from `t0` (and so moves with it)."""
+    offset = getattr(event, ms_field)
+    return offset is not None and getattr(event, utc_field) == offset_utc(t0, offset)
+
+
 def current_data(events: Sequence[DerivedEvent]) -> list[DerivedEvent]:
     """The events with their corrections applied (those that correct nothing stay)."""
     result: list[DerivedEvent | None] = list(events)
     t0: datetime | None = None
-    on_base: list[tuple[int, datetime | None, bool]] = []  # (index, t0 used, end too)
+    on_base: list[tuple[int, datetime | None, bool]] = []  # (index, t0 used, 2nd time too)
     rows: dict[str, list[int]] = defaultdict(list)  # record -> indices of its rows
     for index, event in enumerate(events):
         if isinstance(event, TimeBaseEstablished):
             t0 = event.t0_utc
             continue
         if isinstance(event, Timed) and event.utc == offset_utc(t0, event.session_time_ms):
-            ends = isinstance(event, NeutralisationPeriod) and (
-                event.end_time_ms is not None and event.end_utc == offset_utc(t0, event.end_time_ms)
-            )
+            second = _SECOND_TIMES.get(type(event))
+            ends = second is not None and _on_base(event, t0, *second)
             on_base.append((index, t0, ends))
         if isinstance(event, LapCompleted | PitStop | WeatherObserved):
             rows[record_ref(event).describe()].append(index)
@@ -72,8 +84,10 @@ def current_data(events: Sequence[DerivedEvent]) -> list[DerivedEvent]:
             continue
         assert isinstance(kept, Timed)  # noqa: S101 - indexed as one above
         update: dict[str, object] = {"utc": offset_utc(t0, kept.session_time_ms)}
-        if ends and isinstance(kept, NeutralisationPeriod) and kept.end_time_ms is not None:
-            update["end_utc"] = offset_utc(t0, kept.end_time_ms)
+        second = _SECOND_TIMES.get(type(kept))
+        if ends and second is not None:
+            utc_field, ms_field = second
+            update[utc_field] = offset_utc(t0, getattr(kept, ms_field))
         result[index] = kept.model_copy(update=update)
     refused = _quarantined_samples(events)
     return [

@@ -4,7 +4,9 @@ Each export is a table of one kind of derived event, its columns taken from the
 event's pydantic model (the event's own fields first, then when it happened), so the
 documentation, the types and every format agree. A value the feed did not give is
 null (an empty CSV field). Lists (a lap's track statuses, its flags) are joined
-with `;` so every format has flat columns.
+with `;` so every format has flat columns; an empty list is an empty string, not a
+null (no flags is not unknown flags), so a reader that infers types from the first
+rows (polars reads 100) finds the column's type there.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,6 +29,7 @@ from f1daemon.domain.events import (
     DerivedEvent,
     DriverListed,
     Event,
+    IntervalBatch,
     LapCompleted,
     LapDeleted,
     NeutralisationPeriod,
@@ -87,10 +90,13 @@ class Export:
     # Rows about a driver carry the session's key and the driver's code and team, so
     # a join with `drivers` or OpenF1 needs no mapping.
     per_driver: bool = False
+    # Columns the export works out from other events (its `_PREPARE` fills them in).
+    computed: tuple[Column, ...] = ()
 
     def columns(self) -> list[Column]:
         """The table's columns, in order."""
-        return [*self.own_columns(), *(JOINED_COLUMNS if self.per_driver else ())]
+        joined = JOINED_COLUMNS if self.per_driver else ()
+        return [*self.own_columns(), *self.computed, *joined]
 
     def own_columns(self) -> list[Column]:
         """The columns from the event's own fields."""
@@ -116,6 +122,11 @@ JOINED_COLUMNS = (
     Column("team", pa.string(), True, "The driver's team.", ""),
 )
 
+STINT_LAPS = (
+    Column("lap_start", pa.int64(), True, "First lap of the stint (OpenF1's `lap_start`).", ""),
+    Column("lap_end", pa.int64(), True, "Last lap of the stint so far (`lap_end`).", ""),
+)
+
 EXPORTS: dict[str, Export] = {
     export.name: export
     for export in (
@@ -128,8 +139,11 @@ EXPORTS: dict[str, Export] = {
         Export(
             "stints",
             StintStarted,
-            "One row per stint (set of tyres) and driver, with the compound as last reported.",
+            "One row per stint (set of tyres) and driver, with the compound as last reported "
+            "and its first and last lap (OpenF1's `stints`).",
+            renames={"tyre_age_laps": "tyre_age_at_start"},
             per_driver=True,
+            computed=STINT_LAPS,
         ),
         Export("pits", PitStop, "One row per pass through the pit lane.", per_driver=True),
         Export(
@@ -157,6 +171,15 @@ EXPORTS: dict[str, Export] = {
             PositionChanged,
             "One row per change of a driver's running position.",
             per_driver=True,
+        ),
+        Export(
+            "intervals",
+            IntervalBatch,
+            "One row per change of a car's gap to the leader or interval to the car ahead "
+            "(OpenF1's `intervals`), in seconds, with the laps behind in their own columns.",
+            exploded=True,
+            per_driver=True,
+            computed=(Column("date", pa.timestamp("us", tz="UTC"), True, "When, UTC.", ""),),
         ),
         Export(
             "telemetry",
@@ -235,6 +258,7 @@ def _export_columns(kind: str, events: Sequence[DerivedEvent]) -> dict[str, list
         rows = _explode(rows)
     columns = export.own_columns()
     data = {c.name: [_flat(row[c.source]) for row in rows] for c in columns}
+    data.update({c.name: [row.get(c.name) for row in rows] for c in export.computed})
     if export.per_driver:
         data.update(_joined(rows, events))
     return data
@@ -303,6 +327,7 @@ def lap_rows(laps: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict
         if isinstance(event, LapDeleted) and event.lap is not None:
             deleted[(event.driver, event.lap)] = not event.reinstated
     compounds = _compounds(events)
+    fresh = {(e.driver, e.stint): e.new_tyres for e in events if isinstance(e, StintStarted)}
     rows = []
     for lap in sorted(laps, key=lambda e: (getattr(e, "driver", 0), getattr(e, "lap", 0))):
         row = lap.model_dump()
@@ -312,17 +337,60 @@ def lap_rows(laps: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict
             # first stint, as FastF1 has it.
             row["stint"] = 1
         if row["stint"] is not None:
-            row["compound"] = compounds.get((row["driver"], row["stint"]), row["compound"])
+            key = (row["driver"], row["stint"])
+            row["compound"] = compounds.get(key, row["compound"])
+            if row["fresh_tyre"] is None:
+                row["fresh_tyre"] = fresh.get(key)
         rows.append(row)
+    _personal_bests(rows)
     return rows
+
+
+def _personal_bests(rows: list[dict[str, Any]]) -> None:
+    """A lap is a personal best (FastF1's IsPersonalBest) when the feed marked its time
+    as one, it beats the driver's earlier personal bests of the qualifying part, and
+    race control did not delete it. (The feed's mark is merged state: a slow lap whose
+    patch does not repeat it can carry the last lap's `true`.)"""
+    best: dict[tuple[int, int | None], int] = {}
+    for row in rows:  # by driver, then lap
+        if not row["is_personal_best"]:
+            continue
+        key = (row["driver"], row["session_part"])
+        time = row["lap_time_ms"]
+        if row["deleted"] or (key in best and time >= best[key]):
+            row["is_personal_best"] = False
+        else:
+            best[key] = time
 
 
 def stint_rows(stints: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
     compounds = _compounds(events)
+    laps: dict[tuple[int, int], list[int]] = {}
+    for lap in lap_rows([e for e in events if isinstance(e, LapCompleted)], events):
+        if lap["stint"] is not None:
+            laps.setdefault((lap["driver"], lap["stint"]), []).append(lap["lap"])
     rows = []
     for stint in stints:
         row = stint.model_dump()
-        row["compound"] = compounds.get((row["driver"], row["stint"]), row["compound"])
+        key = (row["driver"], row["stint"])
+        row["compound"] = compounds.get(key, row["compound"])
+        on_stint = laps.get(key)
+        row["lap_start"] = min(on_stint) if on_stint else None
+        row["lap_end"] = max(on_stint) if on_stint else None
+        rows.append(row)
+    return rows
+
+
+def interval_rows(batches: Sequence[Event], events: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
+    """Each batch with the UTC of each change (from the batch's, which follows the time
+    base), to be exploded into its rows."""
+    rows = []
+    for batch in batches:
+        row = batch.model_dump()
+        start, utc = row["session_time_ms"], row["utc"]
+        row["date"] = tuple(
+            None if utc is None else utc + timedelta(milliseconds=t - start) for t in row["time_ms"]
+        )
         rows.append(row)
     return rows
 
@@ -332,6 +400,7 @@ _PREPARE: dict[str, Callable[[Sequence[Event], Sequence[DerivedEvent]], list[dic
     "stints": stint_rows,
     "drivers": _one_per_driver,
     "sessions": _latest_only,
+    "intervals": interval_rows,
     **reference.PREPARE,
 }
 
@@ -349,7 +418,7 @@ def _explode(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _flat(value: object) -> object:
     if isinstance(value, tuple | list):
-        return LIST_SEPARATOR.join(str(v) for v in value) or None
+        return LIST_SEPARATOR.join(str(v) for v in value)
     return value
 
 
@@ -373,7 +442,7 @@ def _arrow_type(annotation: object) -> tuple[pa.DataType, bool]:
         arrow_type, _ = _arrow_type(inner)
         return arrow_type, True
     if typing.get_origin(annotation) is tuple:
-        return pa.string(), True  # joined with ";", null when empty
+        return pa.string(), False  # joined with ";", empty when empty
     if isinstance(annotation, type) and annotation in _SCALAR_TYPES:
         return _SCALAR_TYPES[annotation], False
     raise TypeError(f"no export type for {annotation!r}")

@@ -147,7 +147,7 @@ def _stint_rows(processed: Mapping[str, pa.Table]) -> list[dict[str, Any]]:
                 "stint": stint["stint"],
                 "compound": stint["compound"],
                 "new_tyres": stint["new_tyres"],
-                "tyre_age_at_start": stint["tyre_age_laps"],
+                "tyre_age_at_start": stint["tyre_age_at_start"],
                 "first_lap": laps[0]["lap"] if laps else None,
                 "last_lap": laps[-1]["lap"] if laps else None,
                 "laps": len(laps),

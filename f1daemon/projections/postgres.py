@@ -40,6 +40,7 @@ TABLES = {
     "race-control": "race_control",
     "weather": "weather_data",
     "positions": "positions",
+    "intervals": "intervals",
     "telemetry": "telemetry",
     "car-positions": "car_positions",
     "results": "results",

@@ -102,9 +102,9 @@ def open_log(store_url: str | None) -> EventLog:
 
 def lap_windows(laps: pa.Table) -> pa.Table:
     """Each lap's start (`date_start`) and end (`date_end`, the line crossing that
-    completed it) as UTC timestamps, from a laps table: a lap starts where the driver's
-    previous lap ended, or its time (lap time, else line to line) before its end;
-    null where neither is known."""
+    completed it) as UTC timestamps, from a laps table: a lap starts at its own
+    `date_start` (the derivation's), else where the driver's previous lap ended, else
+    its time (lap time, else line to line) before its end; null where none is known."""
     end = laps["utc"]
     duration = pc.coalesce(laps["lap_time_ms"], laps["line_to_line_ms"])
     back = pc.subtract(end, pc.cast(pc.multiply(duration, 1000), pa.duration("us")))
@@ -116,7 +116,7 @@ def lap_windows(laps: pa.Table) -> pa.Table:
         seen = last.get(driver)
         previous.append(seen[1] if seen is not None and seen[0] == lap - 1 else None)
         last[driver] = (lap, utc)
-    start = pc.coalesce(pa.array(previous, end.type), back)
+    start = pc.coalesce(laps["date_start"], pa.array(previous, end.type), back)
     return pa.table({"date_start": start, "date_end": end})
 
 

@@ -40,12 +40,22 @@ def plain_state(state: bytes) -> bytes:
     return zlib.decompress(state) if state[:1] == bytes((_ZLIB_HEADER,)) else state
 
 
+# Every event class is imported from here, whichever module of `f1daemon.domain`
+# defines it; topics name this module, so moving a class keeps old logs readable.
+TOPIC_MODULE = "f1daemon.domain.events"
+
+
 def topic_of(event_type: type[Event]) -> str:
-    """The stored topic of an event class."""
-    return f"{event_type.__module__}:{event_type.__qualname__}"
+    """The stored topic of an event class (`f1daemon.domain.events:LapCompleted`)."""
+    return f"{TOPIC_MODULE}:{event_type.__qualname__}"
 
 
-_TYPES_BY_TOPIC: dict[str, type[Event]] = {topic_of(t): t for t in EVENT_TYPES}
+# Before 0.2.0 a topic named the defining module (`f1daemon.domain.results:…`):
+# those topics still read.
+_TYPES_BY_TOPIC: dict[str, type[Event]] = {
+    **{f"{t.__module__}:{t.__qualname__}": t for t in EVENT_TYPES},
+    **{topic_of(t): t for t in EVENT_TYPES},
+}
 
 
 class UnknownEventTopicError(ValueError):

@@ -166,7 +166,7 @@ fn payload_text<'a>(payload: &'a Bound<'_, PyAny>) -> Result<&'a str> {
     )))
 }
 
-/// An entry as the 15-tuple `TimingDigest.feed` returns (see the stub's `TimingEntry`).
+/// An entry as the 16-tuple `TimingDigest.feed` returns (see the stub's `TimingEntry`).
 fn entry_to_python<'py>(py: Python<'py>, entry: &timing::Entry) -> PyResult<Bound<'py, PyTuple>> {
     let [s1, s2, s3] = entry.sectors_ms;
     let [i1, i2, fl, st] = entry.speeds;
@@ -186,11 +186,15 @@ fn entry_to_python<'py>(py: Python<'py>, entry: &timing::Entry) -> PyResult<Boun
         fl.into_bound_py_any(py)?,
         st.into_bound_py_any(py)?,
         entry.gap_to_leader.as_deref().into_bound_py_any(py)?,
+        entry
+            .interval_to_position_ahead
+            .as_deref()
+            .into_bound_py_any(py)?,
     ];
     PyTuple::new(py, items)
 }
 
-/// A digest as the `(session_part, entries)` tuple `TimingDigest.feed` returns.
+/// A digest as the `(session_part, entries, gaps)` tuple `TimingDigest.feed` returns.
 fn digest_to_python<'py>(
     py: Python<'py>,
     digest: &timing::Digest,
@@ -200,11 +204,26 @@ fn digest_to_python<'py>(
         .iter()
         .map(|entry| entry_to_python(py, entry))
         .collect::<PyResult<Vec<_>>>()?;
-    (digest.session_part, PyList::new(py, entries)?).into_pyobject(py)
+    let gaps = digest
+        .gaps
+        .iter()
+        .map(|change| {
+            let gap = change.gap_to_leader.as_deref();
+            let interval = change.interval_to_position_ahead.as_deref();
+            (change.driver, gap, interval).into_pyobject(py)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    (
+        digest.session_part,
+        PyList::new(py, entries)?,
+        PyList::new(py, gaps)?,
+    )
+        .into_pyobject(py)
 }
 
 /// The digest of `TimingData` messages: what `f1daemon.feed.laps.LapFitter` reads of
-/// each, typed, plus each driver's latest `GapToLeader` (rules: `native/src/timing.rs`).
+/// each, typed, plus each driver's latest `GapToLeader` and interval to the car ahead, and
+/// their changes (rules: `native/src/timing.rs`).
 #[pyclass(name = "TimingDigest", module = "f1daemon._native")]
 #[derive(Default)]
 struct PyTimingDigest {
@@ -218,7 +237,7 @@ impl PyTimingDigest {
         Self::default()
     }
 
-    /// Digests one message: `(session_part, entries)` if it is relevant, else `None`.
+    /// Digests one message: `(session_part, entries, gaps)` if it is relevant, else `None`.
     ///
     /// Raises `ValueError` when the payload is not a JSON object (the state is then
     /// unchanged), `TypeError` when it is neither `str` nor `bytes`.

@@ -25,12 +25,17 @@
 //!   (an object) each trap's (`I1`, `I2`, `FL`, `ST`, objects) `Value` as a string of
 //!   1–5 ASCII digits. A value of another type (or absent) reads as nothing. The entry is
 //!   *kept* iff any of these is something;
-//! * the digest remembers each driver's latest `GapToLeader`: a string replaces the
-//!   remembered one (the empty string forgets it), a value of another type changes
-//!   nothing; every entry counts, kept or not. A kept entry gets the gap remembered once
-//!   the whole message is applied;
-//! * a message is *relevant* iff it keeps an entry or has a `session_part`. Its digest:
-//!   the `session_part` and the kept entries, in message order.
+//! * the digest remembers each driver's latest `GapToLeader` and
+//!   `IntervalToPositionAhead.Value` (of an object): a string replaces the remembered one
+//!   (the empty string forgets it), a value of another type changes nothing; every entry
+//!   counts, kept or not. A kept entry gets the gap and interval remembered once the
+//!   whole message is applied;
+//! * the message's *gap changes*: each driver whose remembered gap or interval the
+//!   message changed, in the order of their first entry, with both as remembered after
+//!   the whole message;
+//! * a message is *relevant* iff it keeps an entry, has a `session_part` or gap changes.
+//!   Its digest: the `session_part`, the kept entries in message order, and the gap
+//!   changes.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -164,6 +169,8 @@ pub struct Entry {
     pub speeds: [Option<u32>; 4],
     /// The driver's latest `GapToLeader` (filled in by the digest).
     pub gap_to_leader: Option<String>,
+    /// The driver's latest `IntervalToPositionAhead.Value` (filled in by the digest).
+    pub interval_to_position_ahead: Option<String>,
 }
 
 impl Entry {
@@ -181,6 +188,17 @@ impl Entry {
     }
 }
 
+/// A driver whose remembered gap or interval a message changed: both after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GapChange {
+    /// The driver.
+    pub driver: u32,
+    /// The remembered `GapToLeader`.
+    pub gap_to_leader: Option<String>,
+    /// The remembered `IntervalToPositionAhead.Value`.
+    pub interval_to_position_ahead: Option<String>,
+}
+
 /// The digest of a relevant message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Digest {
@@ -188,6 +206,8 @@ pub struct Digest {
     pub session_part: Option<i64>,
     /// The kept entries, in message order.
     pub entries: Vec<Entry>,
+    /// The gap changes, in the order of the drivers' first entries.
+    pub gaps: Vec<GapChange>,
 }
 
 /// An entry as read, before the digest's state is applied.
@@ -196,6 +216,8 @@ struct ParsedEntry<'a> {
     kept: Entry,
     /// `GapToLeader` if it is a string.
     gap: Option<Cow<'a, str>>,
+    /// `IntervalToPositionAhead.Value` if it is a string.
+    interval: Option<Cow<'a, str>>,
 }
 
 /// A message as read.
@@ -206,10 +228,11 @@ struct Message<'a> {
     lines: Vec<(Cow<'a, str>, Option<ParsedEntry<'a>>)>,
 }
 
-/// The digest's state: each driver's latest `GapToLeader`.
+/// The digest's state: each driver's latest `GapToLeader` and interval to the car ahead.
 #[derive(Debug, Clone, Default)]
 pub struct TimingDigest {
     gaps: HashMap<u32, String>,
+    intervals: HashMap<u32, String>,
 }
 
 impl TimingDigest {
@@ -225,13 +248,21 @@ impl TimingDigest {
     ///
     /// The reason the text is not a JSON object (the state is then unchanged).
     pub fn feed(&mut self, text: &str) -> Result<Option<Digest>, String> {
-        if let Some(gaps) = gap_only(text) {
-            for (key, gap) in gaps.iter() {
-                if let (Some(driver), Some(gap)) = (parse_digits(key), gap) {
-                    self.remember(driver, gap);
+        if let Some(updates) = gap_only(text) {
+            let mut changed = Vec::new();
+            for (key, gap, interval) in updates.iter() {
+                if let Some(driver) = parse_digits(key) {
+                    if self.remember(driver, gap, interval) && !changed.contains(&driver) {
+                        changed.push(driver);
+                    }
                 }
             }
-            return Ok(None);
+            let gaps = self.changes(&changed);
+            return Ok((!gaps.is_empty()).then_some(Digest {
+                session_part: None,
+                entries: Vec::new(),
+                gaps,
+            }));
         }
         let message = parse_message(text)?;
         Ok(self.apply(message))
@@ -243,25 +274,43 @@ impl TimingDigest {
         self.gaps.get(&driver).map(String::as_str)
     }
 
-    fn remember(&mut self, driver: u32, gap: &str) {
-        if gap.is_empty() {
-            self.gaps.remove(&driver);
-        } else if let Some(known) = self.gaps.get_mut(&driver) {
-            known.clear();
-            known.push_str(gap);
-        } else {
-            self.gaps.insert(driver, gap.to_owned());
-        }
+    /// Remembers a driver's gap and interval where given; whether either changed.
+    fn remember(&mut self, driver: u32, gap: Option<&str>, interval: Option<&str>) -> bool {
+        let gap_changed = gap.is_some_and(|gap| remember_in(&mut self.gaps, driver, gap));
+        let interval_changed =
+            interval.is_some_and(|interval| remember_in(&mut self.intervals, driver, interval));
+        gap_changed || interval_changed
+    }
+
+    /// The gap changes of these drivers, as remembered now.
+    fn changes(&self, drivers: &[u32]) -> Vec<GapChange> {
+        drivers
+            .iter()
+            .map(|&driver| GapChange {
+                driver,
+                gap_to_leader: self.gaps.get(&driver).cloned(),
+                interval_to_position_ahead: self.intervals.get(&driver).cloned(),
+            })
+            .collect()
     }
 
     fn apply(&mut self, message: Message<'_>) -> Option<Digest> {
         let mut entries = Vec::new();
+        let mut changed = Vec::new();
         for (_, entry) in message.lines {
-            let Some(ParsedEntry { kept, gap }) = entry else {
+            let Some(ParsedEntry {
+                kept,
+                gap,
+                interval,
+            }) = entry
+            else {
                 continue;
             };
-            if let Some(gap) = gap {
-                self.remember(kept.driver, &gap);
+            let driver = kept.driver;
+            if self.remember(driver, gap.as_deref(), interval.as_deref())
+                && !changed.contains(&driver)
+            {
+                changed.push(driver);
             }
             if kept.is_kept() {
                 entries.push(kept);
@@ -269,11 +318,33 @@ impl TimingDigest {
         }
         for entry in &mut entries {
             entry.gap_to_leader = self.gaps.get(&entry.driver).cloned();
+            entry.interval_to_position_ahead = self.intervals.get(&entry.driver).cloned();
         }
-        (!entries.is_empty() || message.session_part.is_some()).then_some(Digest {
-            session_part: message.session_part,
-            entries,
-        })
+        let gaps = self.changes(&changed);
+        (!entries.is_empty() || message.session_part.is_some() || !gaps.is_empty()).then_some(
+            Digest {
+                session_part: message.session_part,
+                entries,
+                gaps,
+            },
+        )
+    }
+}
+
+/// Remembers `value` for `driver` in `map` (the empty string forgets); whether it changed.
+fn remember_in(map: &mut HashMap<u32, String>, driver: u32, value: &str) -> bool {
+    if value.is_empty() {
+        map.remove(&driver).is_some()
+    } else if let Some(known) = map.get_mut(&driver) {
+        if known == value {
+            return false;
+        }
+        known.clear();
+        known.push_str(value);
+        true
+    } else {
+        map.insert(driver, value.to_owned());
+        true
     }
 }
 
@@ -344,16 +415,18 @@ const FAST_ENTRIES: usize = 4;
 /// Deepest nesting the fast path reads (the message is at 1).
 const FAST_DEPTH: usize = 6;
 
-/// The `GapToLeader` of each entry of a message without anything else the digest keeps.
+/// The `GapToLeader` and interval of each entry of a message without anything else the
+/// digest keeps.
 #[derive(Debug, Default)]
 struct GapUpdates<'a> {
     len: usize,
-    /// `(driver, the entry's last GapToLeader if it is a string)`.
-    entries: [(&'a str, Option<&'a str>); FAST_ENTRIES],
+    /// `(driver, the entry's last GapToLeader if it is a string, the entry's last
+    /// IntervalToPositionAhead.Value if it is a string)`.
+    entries: [(&'a str, Option<&'a str>, Option<&'a str>); FAST_ENTRIES],
 }
 
 impl<'a> GapUpdates<'a> {
-    fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + '_ {
+    fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>, Option<&'a str>)> + '_ {
         self.entries[..self.len].iter().copied()
     }
 }
@@ -365,9 +438,10 @@ impl<'a> GapUpdates<'a> {
 /// strings and keys without escapes or control characters, `true`, `false`, `null`,
 /// integers of at most 18 digits, objects (no arrays) at most [`FAST_DEPTH`] deep; the
 /// one top-level key `Lines`, at most [`FAST_ENTRIES`] entries with distinct keys, each
-/// an object without any key the digest keeps but `GapToLeader`. So a message read here
-/// is valid JSON, and irrelevant: its only effect is on the remembered gaps. Anything
-/// else returns `None`, for the full parser.
+/// an object without any key the digest keeps but `GapToLeader` and
+/// `IntervalToPositionAhead`. So a message read here is valid JSON whose only effect is
+/// on the remembered gaps and intervals. Anything else returns `None`, for the full
+/// parser.
 fn gap_only(text: &str) -> Option<GapUpdates<'_>> {
     let mut scan = Scan { text, pos: 0 };
     let mut gaps = GapUpdates::default();
@@ -380,7 +454,7 @@ fn gap_only(text: &str) -> Option<GapUpdates<'_>> {
             let driver = scan.string()?;
             scan.eat(b':')?;
             scan.eat(b'{')?;
-            let mut gap = None;
+            let (mut gap, mut interval) = (None, None);
             if scan.eat(b'}').is_none() {
                 loop {
                     let key = scan.string()?;
@@ -388,6 +462,12 @@ fn gap_only(text: &str) -> Option<GapUpdates<'_>> {
                     match EntryField::from_key(key) {
                         Some(EntryField::GapToLeader) => {
                             gap = match scan.value(ENTRY_DEPTH + 1)? {
+                                FastValue::Str(text) => Some(text),
+                                FastValue::Other => None,
+                            };
+                        }
+                        Some(EntryField::IntervalToPositionAhead) => {
+                            interval = match scan.value_of_object(ENTRY_DEPTH + 1)? {
                                 FastValue::Str(text) => Some(text),
                                 FastValue::Other => None,
                             };
@@ -403,10 +483,10 @@ fn gap_only(text: &str) -> Option<GapUpdates<'_>> {
                     }
                 }
             }
-            if gaps.len == FAST_ENTRIES || gaps.iter().any(|(seen, _)| seen == driver) {
+            if gaps.len == FAST_ENTRIES || gaps.iter().any(|(seen, _, _)| seen == driver) {
                 return None; // many entries, or a repeated key: left to the full parser
             }
-            gaps.entries[gaps.len] = (driver, gap);
+            gaps.entries[gaps.len] = (driver, gap, interval);
             gaps.len += 1;
             if scan.eat(b',').is_none() {
                 scan.eat(b'}')?;
@@ -479,6 +559,32 @@ impl<'a> Scan<'a> {
             _ => return None,
         }
         Some(FastValue::Other)
+    }
+
+    /// A value of the subset at nesting `depth`: `Str` of its `Value` if it is an object
+    /// whose (last) `Value` is a string, `Other` for any other value.
+    fn value_of_object(&mut self, depth: usize) -> Option<FastValue<'a>> {
+        if self.peek()? != b'{' || depth >= FAST_DEPTH {
+            self.value(depth)?;
+            return Some(FastValue::Other);
+        }
+        self.pos += 1;
+        let mut value = FastValue::Other;
+        if self.eat(b'}').is_none() {
+            loop {
+                let key = self.string()?;
+                self.eat(b':')?;
+                let item = self.value(depth + 1)?;
+                if key == "Value" {
+                    value = item;
+                }
+                if self.eat(b',').is_none() {
+                    self.eat(b'}')?;
+                    break;
+                }
+            }
+        }
+        Some(value)
     }
 
     fn literal(&mut self, literal: &str) -> Option<()> {
@@ -647,6 +753,7 @@ enum EntryField {
     Sectors,
     Speeds,
     GapToLeader,
+    IntervalToPositionAhead,
 }
 
 impl EntryField {
@@ -660,6 +767,7 @@ impl EntryField {
             "Sectors" => Self::Sectors,
             "Speeds" => Self::Speeds,
             "GapToLeader" => Self::GapToLeader,
+            "IntervalToPositionAhead" => Self::IntervalToPositionAhead,
             _ => return None,
         })
     }
@@ -687,6 +795,7 @@ impl<'de> Shape<'de> for EntryShape {
         let kept = &mut entry.kept;
         kept.driver = self.driver;
         let gap = &mut entry.gap;
+        let interval = &mut entry.interval;
         let raw = RawSeed::at(FIELD_DEPTH);
         fields(&mut map, EntryField::from_key, ENTRY_DEPTH, |field, map| {
             // Each field overwrites what a repeated key set before: the last one counts.
@@ -714,6 +823,11 @@ impl<'de> Shape<'de> for EntryShape {
                         .unwrap_or_default();
                 }
                 EntryField::GapToLeader => *gap = map.next_value_seed(raw)?.as_str(),
+                EntryField::IntervalToPositionAhead => {
+                    let shape = ValueShape { depth: FIELD_DEPTH };
+                    let value = map.next_value_seed(Lenient(shape))?.ok().flatten();
+                    *interval = value.and_then(Raw::as_str);
+                }
             }
             Ok(())
         })?;
@@ -757,8 +871,11 @@ impl<'de> Shape<'de> for LapTimeShape {
 }
 
 /// A sector or a speed trap: an object whose `Value` is kept (`None`: it has none).
+/// (Also `IntervalToPositionAhead`, one level up: the object is at `depth`.)
 #[derive(Clone, Copy)]
-struct ValueShape;
+struct ValueShape {
+    depth: usize,
+}
 
 impl<'de> Shape<'de> for ValueShape {
     type Value = Option<Raw<'de>>;
@@ -768,23 +885,28 @@ impl<'de> Shape<'de> for ValueShape {
     }
 
     fn depth(&self) -> usize {
-        SECTOR_DEPTH
+        self.depth
     }
 
     fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked<Self::Value>, A::Error> {
         let mut value = None;
         let known = |key: &str| (key == "Value").then_some(());
-        fields(&mut map, known, SECTOR_DEPTH, |(), map| {
-            value = Some(map.next_value_seed(RawSeed::at(SECTOR_DEPTH + 1))?);
+        fields(&mut map, known, self.depth, |(), map| {
+            value = Some(map.next_value_seed(RawSeed::at(self.depth + 1))?);
             Ok(())
         })?;
         Ok(Ok(value))
     }
 }
 
+/// A sector or a speed trap, at its depth.
+const SECTOR: ValueShape = ValueShape {
+    depth: SECTOR_DEPTH,
+};
+
 /// `Value` of a sector or trap (`None` when it is not an object or has no `Value`).
 fn sector_value<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Raw<'de>>, A::Error> {
-    Ok(map.next_value_seed(Lenient(ValueShape))?.ok().flatten())
+    Ok(map.next_value_seed(Lenient(SECTOR))?.ok().flatten())
 }
 
 /// `Sectors`: an object keyed `"0"`, `"1"`, `"2"`, or an array (items 0–2); each
@@ -816,7 +938,7 @@ impl<'de> Shape<'de> for SectorsShape {
     fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked<Self::Value>, A::Error> {
         let mut sectors = [None; 3];
         let mut index = 0_usize;
-        while let Some(value) = seq.next_element_seed(Lenient(ValueShape))? {
+        while let Some(value) = seq.next_element_seed(Lenient(SECTOR))? {
             if let Some(slot) = sectors.get_mut(index) {
                 *slot = value.ok().flatten().and_then(Raw::as_time_ms);
             }
@@ -886,6 +1008,15 @@ mod tests {
                 sectors_ms: [None, None, Some(26_274)],
                 speeds: [None, None, Some(290), None],
                 gap_to_leader: Some("+1.2".to_owned()),
+                interval_to_position_ahead: Some("+0.3".to_owned()),
+            }]
+        );
+        assert_eq!(
+            result.gaps,
+            [GapChange {
+                driver: 44,
+                gap_to_leader: Some("+1.2".to_owned()),
+                interval_to_position_ahead: Some("+0.3".to_owned()),
             }]
         );
     }
@@ -986,8 +1117,33 @@ mod tests {
     fn gap_updates_are_remembered() {
         let mut digest = TimingDigest::new();
         let gap = r#"{"Lines":{"44":{"GapToLeader":"+0.404","IntervalToPositionAhead":{"Value":"+0.404"}}}}"#;
-        assert_eq!(feed(&mut digest, gap), None);
+        let change = |gap: Option<&str>, interval: Option<&str>| GapChange {
+            driver: 44,
+            gap_to_leader: gap.map(str::to_owned),
+            interval_to_position_ahead: interval.map(str::to_owned),
+        };
+        let gaps_only = |gaps: Vec<GapChange>| Digest {
+            session_part: None,
+            entries: vec![],
+            gaps,
+        };
+        let expected = gaps_only(vec![change(Some("+0.404"), Some("+0.404"))]);
+        assert_eq!(feed(&mut digest, gap), Some(expected));
         assert_eq!(digest.gap_to_leader(44), Some("+0.404"));
+        // The same again changes nothing: irrelevant.
+        assert_eq!(feed(&mut digest, gap), None);
+        // The interval alone, or one that is not an object's string `Value`.
+        let interval =
+            r#"{"Lines":{"44":{"IntervalToPositionAhead":{"Value":"1 L","Catching":true}}}}"#;
+        let expected = gaps_only(vec![change(Some("+0.404"), Some("1 L"))]);
+        assert_eq!(feed(&mut digest, interval), Some(expected));
+        for text in [
+            r#"{"Lines":{"44":{"IntervalToPositionAhead":"+1"}}}"#,
+            r#"{"Lines":{"44":{"IntervalToPositionAhead":{"Catching":false}}}}"#,
+            r#"{"Lines":{"44":{"IntervalToPositionAhead":{"Value":1}}}}"#,
+        ] {
+            assert_eq!(feed(&mut digest, text), None, "{text}");
+        }
         // A non-string gap leaves the remembered one.
         assert_eq!(
             feed(&mut digest, r#"{"Lines":{"44":{"GapToLeader":1}}}"#),
@@ -1005,7 +1161,7 @@ mod tests {
         // The empty string forgets it (both paths).
         assert_eq!(
             feed(&mut digest, r#"{"Lines":{"44":{"GapToLeader":""}}}"#),
-            None
+            Some(gaps_only(vec![change(None, Some("1 L"))]))
         );
         assert_eq!(digest.gap_to_leader(44), None);
         feed(&mut digest, r#"{"Lines":{"44":{"GapToLeader":"+1"}}}"#);
@@ -1020,6 +1176,9 @@ mod tests {
         let result = feed(&mut digest, text).unwrap();
         assert_eq!(result.entries.len(), 1);
         assert_eq!(result.entries[0].gap_to_leader.as_deref(), Some("+3"));
+        // One change per driver, however many of its keys moved it.
+        assert_eq!(result.gaps.len(), 1);
+        assert_eq!(result.gaps[0].driver, 1);
         // Not an object, or a key that is not digits: nothing remembered.
         let text = r#"{"Lines":{"9":5,"x1":{"GapToLeader":"+5"},"123456":{"GapToLeader":"+5"}}}"#;
         assert_eq!(feed(&mut digest, text), None);
@@ -1053,7 +1212,8 @@ mod tests {
             result,
             Digest {
                 session_part: Some(0),
-                entries: vec![]
+                entries: vec![],
+                gaps: vec![]
             }
         );
     }
@@ -1171,6 +1331,8 @@ mod tests {
             summary,
             [
                 (1, Some(1000), false, None),
+                // A line that only moves a gap is relevant: its change is the digest.
+                (2, Some(2000), true, None),
                 (4, Some(3000), true, None),
                 (5, None, false, None),
                 (
@@ -1184,7 +1346,9 @@ mod tests {
                 ),
             ]
         );
-        let digest = lines[1].digest.as_ref().unwrap();
+        let moved = lines[1].digest.as_ref().unwrap();
+        assert_eq!(moved.gaps[0].gap_to_leader.as_deref(), Some("+1"));
+        let digest = lines[2].digest.as_ref().unwrap();
         assert_eq!(digest.entries[0].gap_to_leader.as_deref(), Some("+1"));
         assert!(digest_stream(b"").is_empty());
         assert_eq!(digest_stream(b"{}")[0].offset_ms, None);
@@ -1200,6 +1364,14 @@ mod tests {
             ),
             (
                 r#"{"Lines":{"44":{"IntervalToPositionAhead":{"Value":"","Catching":true}}}}"#,
+                true,
+            ),
+            (
+                r#"{"Lines":{"1":{"IntervalToPositionAhead":{"Value":"+1","Value":5}},"2":{"IntervalToPositionAhead":"x"}}}"#,
+                true,
+            ),
+            (
+                r#"{"Lines":{"1":{"IntervalToPositionAhead":{"Catching":true,"Value":"+2.5"}},"01":{"GapToLeader":"1 L"}}}"#,
                 true,
             ),
             (r#"{"Lines":{}}"#, true),
@@ -1243,10 +1415,16 @@ mod tests {
             }
             let mut full = TimingDigest::new();
             full.gaps.insert(1, "old".to_owned());
+            full.intervals.insert(1, "old".to_owned());
             let mut quick = full.clone();
-            assert_eq!(full.apply(parse_message(text).unwrap()), None, "{text}");
-            assert_eq!(quick.feed(text), Ok(None));
+            let digest = full.apply(parse_message(text).unwrap());
+            assert!(
+                digest.as_ref().is_none_or(|d| d.entries.is_empty()),
+                "{text}"
+            );
+            assert_eq!(quick.feed(text), Ok(digest), "{text}");
             assert_eq!(quick.gaps, full.gaps, "{text}");
+            assert_eq!(quick.intervals, full.intervals, "{text}");
         }
     }
 
