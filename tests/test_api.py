@@ -141,7 +141,7 @@ def test_quarantine_and_qa_report_are_tables(store: str) -> None:
 
 
 def test_an_unknown_session_or_a_missing_log_is_a_user_error(store: str, tmp_path: Path) -> None:
-    with f1daemon.open(store) as data, pytest.raises(UserError, match="names no session"):
+    with f1daemon.open(store) as data, pytest.raises(UserError, match="unknown session"):
         data.session("Silverstone")
     with pytest.raises(UserError, match="no event log"):
         f1daemon.open(f"sqlite:///{tmp_path / 'none.db'}")

@@ -18,6 +18,7 @@ from f1daemon.domain.events import (
     DerivedEvent,
     Event,
     QualityChecked,
+    SessionDescribed,
 )
 from f1daemon.errors import UserError
 from f1daemon.feed.pipeline import PIPELINE_VERSION, Pace
@@ -25,6 +26,7 @@ from f1daemon.projections.current import session_data
 from f1daemon.projections.fold import SessionFold
 from f1daemon.projections.follower import DerivationFollower, derive_batch, read_order
 from f1daemon.qa.report import QAReport
+from f1daemon.services import session_names
 from f1daemon.store.eventlog import EventLog, events_digest
 from f1daemon.store.persistence import to_stored_event
 
@@ -161,13 +163,25 @@ def _digest(events: Sequence[Event]) -> str:
 
 
 def resolve_session(log: EventLog, requested: str | None) -> str:
-    """The session a command is about: the one asked for, or the log's only one."""
+    """The session a command is about: the one asked for by any name people use
+    (`f1daemon.services.session_names`), or the log's only one."""
     sessions = log.sessions()
     if requested is not None:
-        if requested not in sessions:
-            known = ", ".join(sessions) or "none"
-            raise UserError(f"unknown session {requested!r}; the log holds: {known}")
-        return requested
+        try:
+            return session_names.resolve(requested, sessions)
+        except session_names.AmbiguousSessionError:
+            raise
+        except UserError:
+            # Not by its key's words: by what SessionInfo said of it (`Baku`, `5090`),
+            # which needs the derived data, so only now.
+
+            def described(session: str) -> list[str]:
+                data = session_data(log, session)
+                events = [] if data is None else data[1]
+                last = next((e for e in reversed(events) if isinstance(e, SessionDescribed)), None)
+                return session_names.described_names(None if last is None else last.model_dump())
+
+            return session_names.resolve(requested, sessions, described)
     if not sessions:
         raise UserError(f"the log at {log.store.redacted} holds no sessions; ingest some first")
     if len(sessions) > 1:

@@ -28,6 +28,7 @@ from f1daemon.errors import UserError
 from f1daemon.projections.current import session_data
 from f1daemon.projections.exports import EXPORTS, export_table
 from f1daemon.qa.report import QAReport
+from f1daemon.services import session_names
 from f1daemon.services.derivation import run_report
 from f1daemon.services.quarantine import quarantined
 from f1daemon.services.versions import find_tag
@@ -173,24 +174,16 @@ class Reader:
             return self.log.sessions()
 
     def resolve(self, key_or_name: str | int) -> str:
-        """A session by its log key (`2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_Race`),
-        F1's numeric session key (5090), or a part of its log key that names one
-        (`Azerbaijan_Grand_Prix/2018-04-29_Race`, case-insensitive)."""
-        sessions = self.sessions()
-        text = str(key_or_name)
-        if text in sessions:
-            return text
-        if text.isdigit():
-            for session in sessions:
-                described = self.table("sessions", session)
-                if described.num_rows and described["session_key"][0].as_py() == int(text):
-                    return session
-        matches = [s for s in sessions if text.lower() in s.lower()]
-        if len(matches) == 1:
-            return matches[0]
-        known = ", ".join(sessions) or "none"
-        many = "names several sessions" if matches else "names no session"
-        raise UserError(f"{text!r} {many}; the log holds: {known}")
+        """A session by any name people use (`f1daemon.services.session_names`): its
+        log key, folder, F1's numeric key or words such as `2018 baku race`."""
+        return session_names.resolve(str(key_or_name), self.sessions(), self._names)
+
+    def _names(self, session: str) -> list[str]:
+        try:
+            described = self.table("sessions", session).to_pylist()
+        except UserError:  # not derived yet: known by its key alone
+            return []
+        return session_names.described_names(described[0] if described else None)
 
     # -- tables --------------------------------------------------------------------------
 
