@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from f1daemon.cli import EXIT_USER_ERROR, main
+from f1daemon.store.eventlog import EventLog
+from f1daemon.store.url import parse_store_url
 
 SUBCOMMANDS = ["ingest", "export", "sessions", "demo"]
 BAKU = "2018-04-29_Azerbaijan_Grand_Prix__2018-04-29_Race"
@@ -134,7 +136,9 @@ def test_user_errors_are_one_line_without_traceback(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / "notes.txt").write_text("not a feed")
-    monkeypatch.setenv("F1DAEMON_STORE", f"sqlite:///{tmp_path / 'events.db'}")
+    store = f"sqlite:///{tmp_path / 'events.db'}"
+    EventLog(parse_store_url(store)).close()  # an empty log
+    monkeypatch.setenv("F1DAEMON_STORE", store)
     status, out, err = run([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
     assert status == EXIT_USER_ERROR
     assert out == ""
@@ -142,6 +146,35 @@ def test_user_errors_are_one_line_without_traceback(
     assert err.startswith("f1daemon: error: ")
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sessions"],
+        ["export", "laps"],
+        ["replay"],
+        ["versions"],
+        ["quarantine", "list"],
+        ["qa-report"],
+        ["diff", "a", "b"],
+    ],
+)
+def test_a_read_on_a_store_that_does_not_exist_says_so_and_creates_nothing(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("F1DAEMON_STORE", raising=False)
+    status, out, err = run(argv, capsys)
+    assert (status, out) == (EXIT_USER_ERROR, "")
+    assert err == (
+        "f1daemon: error: no event log at sqlite:///f1daemon-data/events.db; "
+        "ingest or run the daemon first\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_installed_command_runs(tmp_path: Path) -> None:

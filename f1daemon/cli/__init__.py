@@ -388,6 +388,15 @@ def _add_version_commands(
 
 
 def _open_log(url: str | None) -> EventLog:
+    """The log a command reads or adds to: one that does not exist is an error (one
+    line, exit 2), never a new empty log left behind by a read."""
+    from f1daemon.services.reader import open_log
+
+    return open_log(url)
+
+
+def _create_log(url: str | None) -> EventLog:
+    """The log `ingest` writes to, made when it does not exist yet."""
     from f1daemon.store.eventlog import EventLog
     from f1daemon.store.url import parse_store_url, resolve_store_url
 
@@ -403,7 +412,7 @@ def _ingest(args: argparse.Namespace) -> int:
         return _backfill(args)
     if not args.paths:
         raise UserError("nothing to ingest: give a PATH, or --archive YEAR [EVENT] [SESSION]")
-    with _open_log(args.store) as log:
+    with _create_log(args.store) as log:
         for result in ingest_paths(log, args.paths, args.session):
             _print_ingest(result)
     return 0
@@ -442,7 +451,7 @@ def _backfill(args: argparse.Namespace) -> int:
     event, session = [*rest, None, None][:2]
     base_url = args.archive_url or os.environ.get(ARCHIVE_URL_ENV_VAR) or DEFAULT_BASE_URL
     cache_dir = args.cache_dir or _cache_home() / "f1daemon" / "archive"
-    with _open_log(args.store) as log:
+    with _create_log(args.store) as log:
         # Which sessions are done is a property of the log they went into.
         store_id = hashlib.sha256(log.store.redacted.encode()).hexdigest()[:16]
 
@@ -518,7 +527,7 @@ def _replay(args: argparse.Namespace) -> int:
     with _open_log(args.store) as log:
         session = resolve_session(log, args.session)
         if args.into is not None:
-            with _open_log(args.into) as target:
+            with _create_log(args.into) as target:
                 run = replay_into(log, target, session, args.until)
         else:
             run = replay(log, session, args.until, speed)
