@@ -180,6 +180,9 @@ def test_version_commands_reject_what_they_cannot_do(
 
 def test_a_tag_is_never_moved(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = f"sqlite:///{tmp_path / 'events.db'}"
+    assert main(["tag", "v1", "--store", store]) == 2  # no log to tag yet
+    assert "no event log" in capsys.readouterr().err
+    EventLog(parse_store_url(store)).close()  # an empty log
     assert main(["tag", "v1", "--store", store]) == 0
     assert main(["tag", "v1", "--store", store]) == 2
     assert "exists already" in capsys.readouterr().err
