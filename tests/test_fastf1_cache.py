@@ -265,11 +265,11 @@ def test_an_http_cache_of_two_sessions_and_the_session_option(
     ingest(cache, "--store", url)
     out = capsys.readouterr().out
     assert f"{KEY}: 2 files" in out
-    assert f"{hungary}: 1 files" in out
+    assert f"{hungary}: 1 file" in out
     # --session picks one of the cache's sessions ...
     ingest(cache, "--store", store(tmp_path, "one.db"), "--session", hungary)
     out = capsys.readouterr().out
-    assert f"{hungary}: 1 files" in out
+    assert f"{hungary}: 1 file" in out
     assert KEY not in out
     # ... and cannot put two sessions under one key.
     assert main(["ingest", str(cache), "--store", url, "--session", "x/y"]) == 2

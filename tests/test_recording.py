@@ -521,7 +521,7 @@ def test_ingesting_fp2_twice_appends_nothing_the_second_time(
     path = str(testdata / FP2)
     assert main(["ingest", path, "--store", store]) == 0
     out = capsys.readouterr().out
-    assert f"{MONACO_FP2}: 1 files, 2384 messages appended, 0 already in the log;" in out
+    assert f"{MONACO_FP2}: 1 file, 2384 messages appended, 0 already in the log;" in out
     assert "0 quarantined lines appended" in out
     assert "52 ignored by protocol (3 log-line, 32 keep-alive, 1 init, 16 empty-frame)" in out
 

@@ -54,7 +54,7 @@ def test_tag_diff_rollback_and_replay_to_the_head(
 
     status, out = run(["diff", "v1", "v2", "--store", store_url], capsys)
     assert status == 0
-    assert f"{SESSION}: laps +0 added, -0 removed, ~841 changed, 0 unchanged" in out
+    assert f"{SESSION}: laps 0 added, 0 removed, 841 changed, 0 unchanged" in out
 
     # Rollback: the data is exactly what it was at v1; nothing was deleted.
     with EventLog(parse_store_url(store_url)) as log:
@@ -63,6 +63,8 @@ def test_tag_diff_rollback_and_replay_to_the_head(
     assert status == 0
     assert "current data is now run 1, as at v1" in out
     assert laps(store_url, capsys) == at_v1
+    status, out = run(["sessions", "--store", store_url], capsys)
+    assert ", run 1 (" in out  # the rolled-back-to run, not the latest
     with EventLog(parse_store_url(store_url)) as log:
         assert log.head_position() == head + 1  # one RolledBack event, appended
 

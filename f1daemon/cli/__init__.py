@@ -174,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sessions",
         parents=[store],
         help="list the sessions in the log",
-        description="List the sessions in the log with their facts and derived laps.",
+        description=(
+            "List the sessions in the log: per session, the messages its current data was "
+            "derived from, the run it is and its derived events."
+        ),
     )
     sessions.set_defaults(handler=_sessions)
 
@@ -221,7 +224,8 @@ def _add_daemon_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         default=[],
         metavar="SPEC",
         help=(
-            "a source besides the configured ones: recording:PATH or simulator:TRACK[:SEED], "
+            "a source besides the configured ones: recording:PATH, simulator:TRACK[:SEED] "
+            "or live[:URL], "
             "optionally @SPEED (x real time, or @max); may be repeated"
         ),
     )
@@ -357,7 +361,8 @@ def _add_version_commands(
         description=(
             "Write {DIR}/{raw|processed}/{source}/{date}/{version}.parquet (zstd), with CSV "
             "and JSON beside it and a JSON manifest (rows, schema, SHA-256, log positions, "
-            "pipeline version, created-at): the facts per source, and every export kind. "
+            "pipeline version, created-at): the facts per source, every export kind, and "
+            "features/{name}/… (strategy aggregates of the processed tables). "
             "--keep / --older-than prune old versions of the lake's files (never the log)."
         ),
     )
@@ -425,7 +430,8 @@ def _print_ingest(result: SessionIngest) -> None:
         else "nothing new to derive"
     )
     print(
-        f"{result.session}: {result.files} files, {result.appended} messages appended, "
+        f"{result.session}: {_count(result.files, 'file')}, "
+        f"{result.appended} messages appended, "
         f"{result.already_logged} already in the log; {derived}; "
         f"{result.quarantined} quarantined lines appended"
     )
@@ -509,10 +515,12 @@ def _export(args: argparse.Namespace) -> int:
 def _sessions(args: argparse.Namespace) -> int:
     with _open_log(args.store) as log:
         for session in log.sessions():
-            latest = log.latest_derivation(session)
+            # The current data's run: after a rollback, the tagged one, not the latest.
+            run = log.current_run(session)
+            completed = None if run is None else log.completion(session, run)
             derived = (
-                f"{latest.facts} messages, run {latest.run} ({latest.derived} derived events)"
-                if latest
+                f"{completed.facts} messages, run {run} ({completed.derived} derived events)"
+                if completed is not None
                 else "not derived"
             )
             print(f"{session}\t{derived}")
@@ -604,14 +612,18 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _diff(args: argparse.Namespace) -> int:
     from f1daemon.services.versions import diff
 
     with _open_log(args.store) as log:
         for change in diff(log, args.tag1, args.tag2):
             print(
-                f"{change.session}: laps +{change.added} added, -{change.removed} removed, "
-                f"~{change.changed} changed, {change.unchanged} unchanged"
+                f"{change.session}: laps {change.added} added, {change.removed} removed, "
+                f"{change.changed} changed, {change.unchanged} unchanged"
             )
     return 0
 
