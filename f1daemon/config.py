@@ -70,12 +70,21 @@ class DaemonSettings(_Section):
         return value
 
 
+def default_socket() -> Path:
+    """Where the control socket is when the configuration does not say: systemd's
+    runtime directory for the service, else the user's ($XDG_RUNTIME_DIR), so that
+    `ctl` finds the daemon from any folder; the working folder only without either."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY") or os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime or ".") / "f1daemon.sock"
+
+
 class ControlSettings(_Section):
     """[control]"""
 
     socket: Path = Field(
-        default=Path(os.environ.get("RUNTIME_DIRECTORY", ".")) / "f1daemon.sock",
-        description="The control socket ($RUNTIME_DIRECTORY/f1daemon.sock).",
+        default_factory=default_socket,
+        description="The control socket ($RUNTIME_DIRECTORY/f1daemon.sock under systemd, "
+        "else $XDG_RUNTIME_DIR/f1daemon.sock).",
     )
     mode: int = Field(default=0o660, ge=0, le=0o777, description="The socket's file mode.")
     max_line_bytes: int = Field(default=64 * 1024, ge=64, description="Longest request line.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from f1daemon.config import load_config, parse_source_spec
+from f1daemon.config import ControlSettings, load_config, parse_source_spec
 from f1daemon.errors import UserError
 
 
@@ -175,3 +175,14 @@ def test_the_simulators_lap_limit_is_the_configurations() -> None:
 
     limit = next(m.le for m in SourceSettings.model_fields["laps"].metadata if hasattr(m, "le"))
     assert limit == MAX_LAPS
+
+
+def test_the_socket_is_where_ctl_looks_from_any_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    assert ControlSettings().socket == Path("/run/user/1000/f1daemon.sock")
+    monkeypatch.setenv("RUNTIME_DIRECTORY", "/run/f1daemon")  # systemd's, for the service
+    assert ControlSettings().socket == Path("/run/f1daemon/f1daemon.sock")
+    monkeypatch.delenv("RUNTIME_DIRECTORY")
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert ControlSettings().socket == Path("f1daemon.sock")
