@@ -218,3 +218,25 @@ def test_qa_report_counts_every_quarantined_input_by_stage_and_rule(
     assert held == {"source": expected}
     for rule, count in expected.items():
         assert any(line.split()[1:] == [rule, str(count)] for line in table.splitlines())
+
+
+def test_an_id_needs_no_session_in_a_log_of_several(
+    damaged_mexico: Path, testdata: Path, store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An id is a log position, unique in the log: show and release find its session."""
+    bahrain = testdata / WITH_ERRORS
+    assert main(["ingest", str(bahrain), "--session", BAHRAIN, "--store", store]) == 0
+    assert main(["ingest", str(damaged_mexico), "--store", store]) == 0
+    capsys.readouterr()
+    (lap_6,) = [int(str(e["id"])) for e in listed(capsys, store, MEXICO_SESSION)]
+    status, shown, _ = run(capsys, "quarantine", "show", str(lap_6), "--store", store)
+    assert status == 0
+    assert "record    car 31 lap 6" in shown
+    status, out, _ = run(
+        capsys, "quarantine", "release", str(lap_6), "--reason", "sectors", "--store", store
+    )
+    assert status == 0
+    assert out.startswith(f"released car 31 lap 6 (range.lap_time) of {MEXICO_SESSION}")
+    status, _, err = run(capsys, "quarantine", "show", "999999", "--store", store)
+    assert status == 2
+    assert "no quarantined record 999999 in the current data of any session" in err

@@ -180,11 +180,11 @@ def _list(args: argparse.Namespace, open_log: OpenLog) -> int:
 
 def _show(args: argparse.Namespace, open_log: OpenLog) -> int:
     from f1daemon.services.derivation import resolve_session
-    from f1daemon.services.quarantine import find
+    from f1daemon.services.quarantine import find, session_of
 
     with open_log(args.store) as log:
-        session = resolve_session(log, args.session)
-        entry = find(log, session, args.id)
+        named = None if args.session is None else resolve_session(log, args.session)
+        entry = find(log, session_of(log, args.id, named), args.id)
     print(_describe(entry))
     return 0
 
@@ -222,10 +222,11 @@ def _describe(entry: Quarantined) -> str:
 
 def _release(args: argparse.Namespace, open_log: OpenLog) -> int:
     from f1daemon.services.derivation import resolve_session, run_report
-    from f1daemon.services.quarantine import release
+    from f1daemon.services.quarantine import release, session_of
 
     with open_log(args.store) as log:
-        session = resolve_session(log, args.session)
+        named = None if args.session is None else resolve_session(log, args.session)
+        session = session_of(log, args.id, named)
         released, completed = release(
             log,
             session,

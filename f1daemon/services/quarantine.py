@@ -95,6 +95,20 @@ def find(log: EventLog, session: str, position: int) -> Quarantined:
     )
 
 
+def session_of(log: EventLog, position: int, session: str | None) -> str:
+    """The session a quarantined record's id is in: an id is a log position, unique in
+    the whole log, so the session need not be given (when it is, it is checked)."""
+    if session is not None:
+        return session
+    for candidate in log.sessions():
+        if any(entry.position == position for entry in quarantined(log, candidate)):
+            return candidate
+    raise UserError(
+        f"no quarantined record {position} in the current data of any session; "
+        "`f1daemon quarantine list` shows them"
+    )
+
+
 def release(
     log: EventLog, session: str, position: int, *, reason: str, released_by: str
 ) -> tuple[QuarantineReleased, DerivationCompleted]:
