@@ -43,6 +43,7 @@ rust-test:
 
 pytest: native
 	scripts/ensure-systemd-analyze
+	scripts/ensure-chromium
 	scripts/with-postgres $(BIN)/pytest
 
 test: lint typecheck rust-lint rust-test pytest

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from f1daemon import __version__
+from f1daemon.cli.pictures import add_picture_commands
 from f1daemon.cli.qa import add_commands as add_qa_commands
 from f1daemon.cli.serve import add_commands as add_serve_commands
 from f1daemon.errors import UserError
@@ -390,6 +391,7 @@ def _add_version_commands(
 
     add_qa_commands(commands, store, _open_log)
     add_serve_commands(commands, store, _open_log)
+    add_picture_commands(commands, store)
 
 
 def _open_log(url: str | None) -> EventLog:

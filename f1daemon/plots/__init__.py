@@ -1,0 +1,1 @@
+"""Charts and the session report (matplotlib, the `plot` extra)."""
