@@ -8,12 +8,14 @@ tables (`f1daemon.api`).
 
 from __future__ import annotations
 
+from importlib.metadata import version as _version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from f1daemon.api import Store
 
-__version__ = "0.1.0"
+# The one source of the version is pyproject.toml (native/Cargo.toml follows it).
+__version__: str = _version("f1daemon")
 
 
 def open(store_url: str | None = None) -> Store:

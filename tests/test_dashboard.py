@@ -5,6 +5,7 @@ name Prometheus sees (a counter family `f1daemon_records` is scraped as
 `f1daemon_records_total`; a histogram as `_bucket`, `_sum` and `_count`), and every
 metric of the registry is shown on some panel — so neither can go stale. The alert
 rules (contrib/prometheus/f1daemon-alerts.yml) query only existing metrics too.
+A fresh daemon exports every counter at 0, so no panel starts with a hole.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from f1daemon.config import SourceSettings
+from f1daemon.daemon.app import Daemon
 from f1daemon.metrics import Metrics
 from tests.conftest import REPO
+from tests.test_daemon import daemon_config
 
 DASHBOARD = REPO / "contrib" / "grafana" / "f1daemon-dashboard.json"
 ALERTS = REPO / "contrib" / "prometheus" / "f1daemon-alerts.yml"
@@ -154,3 +159,43 @@ def test_alert_rules_query_existing_metrics() -> None:
     assert queried, f"no f1daemon metric in {ALERTS.name}"
     unknown = sorted(queried - _scraped())
     assert not unknown, f"{ALERTS.name} queries metrics the daemon does not export: {unknown}"
+
+
+# One source of each kind, as a configuration names it.
+SOURCES: dict[str, dict[str, Any]] = {
+    "recording": {"kind": "recording", "name": "rec"},  # its path: a file in tmp_path
+    "simulator": {"kind": "simulator", "name": "sim"},
+    "live": {"kind": "live", "name": "live"},
+    "forecast": {"kind": "forecast", "name": "weather", "circuit": "monza"},
+    "results": {"kind": "results", "name": "jolpica", "season": 2024},
+}
+
+
+@pytest.mark.parametrize("kinds", [*([kind] for kind in SOURCES), list(SOURCES)])
+def test_every_counter_is_exported_at_zero_from_the_start(tmp_path: Path, kinds: list[str]) -> None:
+    config = daemon_config(tmp_path)
+    recording = tmp_path / "race.txt"
+    recording.write_text("", encoding="utf-8")
+    sources = tuple(
+        SourceSettings.model_validate(
+            {**SOURCES[kind], **({"path": recording} if kind == "recording" else {})}
+        )
+        for kind in kinds
+    )
+    config = config.model_copy(update={"sources": sources})
+    daemon = Daemon(config)  # built, not run: no event has arrived
+    counters = [f for f in daemon.metrics.registry.collect() if f.type == "counter"]
+    assert counters
+    for family in counters:
+        totals = [s for s in family.samples if s.name == family.name + "_total"]
+        assert totals, f"{family.name}_total has no sample before the first event"
+        assert all(sample.value == 0 for sample in totals), family.name
+    exposition = daemon.metrics.exposition().decode()
+    for family in counters:
+        assert re.search(rf"^{family.name}_total\{{.*\}} 0\.0$", exposition, re.MULTILINE)
+    # Every configured source has samples of its own in each counter by source.
+    by_source = [f for f in counters if any("source" in s.labels for s in f.samples)]
+    assert len(by_source) == 6
+    for family in by_source:
+        named = {s.labels["source"] for s in family.samples if s.name.endswith("_total")}
+        assert named == {source.name for source in sources}, family.name

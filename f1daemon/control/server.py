@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[object]]
 OnRequest = Callable[[str, str], None]  # (command, outcome) for metrics
+# The outcomes `on_request` reports: a request's (its command), and a connection's
+# that never made a request (command "-").
+REQUEST_OUTCOMES = ("ok", "error")
+CONNECTION_OUTCOMES = ("refused", "busy", "dropped", "unread", "invalid", "oversized", "timeout")
 
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid (struct ucred)
 RECEIVE_CHUNK = 16 * 1024

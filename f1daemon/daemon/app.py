@@ -38,7 +38,11 @@ from f1daemon.config import Config, SourceSettings
 from f1daemon.control.protocol import ProtocolError, Request
 from f1daemon.control.server import ControlLimits, ControlServer
 from f1daemon.daemon.control_handlers import ControlHandlers
-from f1daemon.daemon.daemon_metrics import MetricsService
+from f1daemon.daemon.daemon_metrics import (
+    MetricsService,
+    initialise_counters,
+    initialise_source_counters,
+)
 from f1daemon.daemon.derivations import SessionDeriver
 from f1daemon.daemon.http_api import HTTPService
 from f1daemon.daemon.intake import Intake
@@ -95,6 +99,10 @@ class Daemon:
         self.config = config
         self.notifier = notifier or Notifier()
         self.metrics = Metrics()
+        # Every counter at 0 from the start: no holes in a fresh daemon's dashboards.
+        initialise_counters(self.metrics)
+        for source in (*config.sources, *(settings for settings, _ in extra_sources)):
+            initialise_source_counters(self.metrics, source)
         self.state = "starting"  # running, stopping
         self.started_at = time.time()
         self._extra_sources = list(extra_sources)  # sources built by the caller (tests)
@@ -325,6 +333,7 @@ class Daemon:
         return replay_feed(timed_load, stall_timeout=stall, on_session=self.session_tracker.seen)
 
     async def start_source(self, settings: SourceSettings, feed: Feed) -> None:
+        initialise_source_counters(self.metrics, settings)  # a source added by a reload
         await self.supervision.start(settings, feed, on_state=self._source_state)
 
     def _source_state(self, name: str, state: ActorState, detail: StateDetail) -> None:

@@ -3,6 +3,12 @@
 Most metrics are set where things happen (a fact logged, a source's state); the ones
 that describe a state rather than an event (the writer's mailbox, breakers, sources
 running, the store's size) are sampled here, as is systemd's STATUS line.
+
+Every counter is exported at 0 from the start (`initialise_counters`,
+`initialise_source_counters`): the label values known up front (the configured
+sources, their topics and quarantine rules, the QA anomaly rules, the control
+commands) each get a sample, so dashboards and `rate()` have no holes before the
+first event.
 """
 
 from __future__ import annotations
@@ -13,8 +19,14 @@ from typing import TYPE_CHECKING
 import psycopg
 import trio
 
-from f1daemon.config import MetricsSettings
-from f1daemon.metrics import BREAKER_STATES
+from f1daemon.config import MetricsSettings, SourceSettings
+from f1daemon.control.protocol import COMMANDS
+from f1daemon.control.server import CONNECTION_OUTCOMES, REQUEST_OUTCOMES
+from f1daemon.feed.forecast import TOPIC as FORECAST_TOPIC
+from f1daemon.feed.jolpica import Kind
+from f1daemon.metrics import BREAKER_STATES, Metrics
+from f1daemon.qa.rules import RULES
+from f1daemon.sources.recording import lines
 from f1daemon.store.url import StoreURL
 
 if TYPE_CHECKING:
@@ -26,6 +38,60 @@ log = logging.getLogger("f1daemon.daemon")
 
 METRICS_TICK_S = 1.0
 STORAGE_EVERY_TICKS = 30  # a database size query is not free: every 30 s
+
+# The rules a source quarantines its inputs by (stage "source"): the framing rules of
+# the feed's lines (recordings, archive files, the live feed's frames), and a polled
+# API's answer that cannot be used (`sources/forecast.py`, `sources/jolpica.py`).
+FRAMING_RULES = (
+    lines.ENCODING,
+    lines.SYNTAX,
+    lines.SHAPE,
+    lines.MISSING_FIELD,
+    lines.TYPE,
+    lines.TIMESTAMP,
+    lines.SERVER_ERROR,
+)
+HTTP_RULES = ("http.response",)
+# The QA rules `f1daemon_anomalies` counts the findings of.
+ANOMALY_RULES = tuple(rule.name for rule in RULES if rule.name.startswith("anomaly."))
+
+
+def initialise_counters(metrics: Metrics) -> None:
+    """Export every counter whose labels do not depend on the sources at 0."""
+    for command in COMMANDS:
+        for outcome in REQUEST_OUTCOMES:
+            metrics.control_requests.labels(command, outcome)
+    for outcome in CONNECTION_OUTCOMES:
+        metrics.control_requests.labels("-", outcome)
+    metrics.errors.labels("writer", "append")
+    for rule in ANOMALY_RULES:
+        metrics.anomalies.labels(rule)
+
+
+def source_topics(settings: SourceSettings) -> tuple[str, ...]:
+    """The topics a source's messages are logged under."""
+    if settings.kind == "forecast":
+        return (FORECAST_TOPIC,)
+    if settings.kind == "results":
+        return tuple(Kind(resource).topic for resource in settings.resources)
+    return settings.topics  # live: those subscribed; recordings, simulator: the feed's
+
+
+def initialise_source_counters(metrics: Metrics, settings: SourceSettings) -> None:
+    """Export every counter of the source `settings` describes at 0."""
+    name = settings.name
+    for topic in source_topics(settings):
+        metrics.records.labels(name, topic)
+    rules = HTTP_RULES if settings.kind in ("forecast", "results") else FRAMING_RULES
+    for rule in rules:
+        metrics.validation_failures.labels(name, rule)
+    for counter in (
+        metrics.bytes,
+        metrics.restarts,
+        metrics.connection_gaps,
+        metrics.telemetry_shed,
+    ):
+        counter.labels(name)
 
 
 class MetricsService:
