@@ -85,15 +85,13 @@ def resolve(requested: str, sessions: list[str], describe: Describe | None = Non
     if folder in sessions:
         return folder
     wanted = words(text)
-    if text.isdigit() and describe is not None:
-        keyed = [s for s in sessions if text in describe(s)]
+    # Each session described once: a description may read the session's derived data.
+    names = {s: list(describe(s)) if describe is not None else [] for s in sessions}
+    if text.isdigit():
+        keyed = [s for s in sessions if text in names[s]]
         if len(keyed) == 1:
             return keyed[0]
-    matches = [
-        s
-        for s in sessions
-        if wanted and wanted <= session_words(s, describe(s) if describe is not None else ())
-    ]
+    matches = [s for s in sessions if wanted and wanted <= session_words(s, names[s])]
     if not matches:
         # A part of the key (`Azerbaijan_Grand_Prix/2018-04-29_Race`), case-insensitive.
         matches = [s for s in sessions if text.lower() in s.lower()]
