@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from f1daemon.cli import main
 from f1daemon.domain.events import Fact
 from f1daemon.projections.follower import DerivationFollower, derive_batch
 from f1daemon.services.derivation import run_states, verify_run
@@ -171,3 +172,25 @@ def test_facts_out_of_stream_order_start_a_new_run(tmp_path: Path, testdata: Pat
         check_equals_batch(log, again.run)
         # The first run verifies too, as it stood.
         assert verify_run(log, SESSION, run_states(log, SESSION)[0]).problems == ()
+
+
+def test_sessions_shows_a_run_that_grows(
+    tmp_path: Path, testdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The daemon's run has no completion while it grows: `sessions` said "not derived".
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    log = EventLog(parse_store_url(url))
+    log.register_session(SESSION, "test")
+    follower = DerivationFollower.start(log, SESSION)
+    log.append_facts(session_facts(str(CAPTURE)))
+    follower.catch_up()
+    with log:
+        derived, position = log.derived_count(SESSION, 1), log.run_position(SESSION, 1)
+        assert derived > 1000
+        assert position is not None
+        assert main(["sessions", "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert out == (
+        f"{SESSION}\trun 1, growing ({derived} derived events, "
+        f"facts read up to log position {position})\n"
+    )

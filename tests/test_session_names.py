@@ -91,3 +91,20 @@ def test_the_python_api_takes_them_too(store: str) -> None:
         assert data.session("Baku R").key == BAKU
         assert data.session("mexico city q").key == MEXICO_Q
         assert data.session(5090).key == BAKU
+
+
+def test_an_ingest_into_a_session_by_name_goes_to_that_session(
+    store: str, testdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = testdata / "jolpica-ergast" / "2018" / "4" / "results.json"
+    assert main(["ingest", str(results), "--store", store, "--session", "2018 baku race"]) == 0
+    assert capsys.readouterr().out.startswith(f"{BAKU}: 1 file")
+    assert main(["sessions", "--store", store]) == 0
+    listed = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [BAKU, MEXICO_Q]  # no new session called "2018 baku race"
+    assert main(["export", "results", "--store", store, "--session", "baku r"]) == 0
+    assert capsys.readouterr().out.count("\n") == 21  # 20 drivers and a header
+    # Words that name no session are not made into a key; a key names a new session.
+    code = main(["ingest", str(results), "--store", store, "--session", "2018 monza race"])
+    assert code == EXIT_USER_ERROR
+    assert "a new session's key has the form MEETING/SESSION" in capsys.readouterr().err

@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--session",
         metavar="KEY",
-        help="session key (default: from the folder name or the recording's SessionInfo)",
+        help="the session: a new key MEETING/SESSION, or the name of one in the log "
+        "(default: from the folder name or the recording's SessionInfo)",
     )
     ingest.add_argument(
         "--archive",
@@ -156,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("kind", choices=EXPORT_KINDS, help="what to export")
     export.add_argument(
-        "--session", metavar="KEY", help="session key (may be left out when the log holds one)"
+        "--session",
+        metavar="NAME",
+        help="the session: its key, folder, F1's session key or words such as "
+        "'2018 baku race' (may be left out when the log holds one)",
     )
     export.add_argument(
         "--format",
@@ -178,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the sessions in the log",
         description=(
             "List the sessions in the log: per session, the messages its current data was "
-            "derived from, the run it is and its derived events."
+            "derived from, the run it is and its derived events (for the daemon's run, which "
+            "grows as facts arrive: its events so far and how far it has read)."
         ),
     )
     sessions.set_defaults(handler=_sessions)
@@ -366,11 +371,18 @@ def _sessions(args: argparse.Namespace) -> int:
             # The current data's run: after a rollback, the tagged one, not the latest.
             run = log.current_run(session)
             completed = None if run is None else log.completion(session, run)
-            derived = (
-                f"{completed.facts} messages, run {run} ({completed.derived} derived events)"
-                if completed is not None
-                else "not derived"
-            )
+            if completed is not None:
+                derived = (
+                    f"{completed.facts} messages, run {run} ({completed.derived} derived events)"
+                )
+            elif run is not None:
+                # The daemon's run grows as facts arrive: no completion, a tracking position.
+                derived = (
+                    f"run {run}, growing ({log.derived_count(session, run)} derived events, "
+                    f"facts read up to log position {log.run_position(session, run) or 0})"
+                )
+            else:
+                derived = "not derived"
             print(f"{session}\t{derived}")
     return 0
 

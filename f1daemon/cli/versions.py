@@ -25,7 +25,10 @@ def add_commands(
         ),
     )
     replay.add_argument(
-        "--session", metavar="KEY", help="session key (may be left out when the log holds one)"
+        "--session",
+        metavar="NAME",
+        help="the session: its key, folder, F1's session key or words such as "
+        "'2018 baku race' (may be left out when the log holds one)",
     )
     replay.add_argument(
         "--until", metavar="TAG|POSITION", help="replay the facts up to a tag or log position"

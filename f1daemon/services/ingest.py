@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from f1daemon.domain.events import DerivationCompleted, MessageReceived
+from f1daemon.errors import UserError
 from f1daemon.feed.pipeline import PIPELINE_VERSION
-from f1daemon.services.derivation import derive_session
+from f1daemon.services.derivation import derive_session, resolve_session
+from f1daemon.services.session_names import AmbiguousSessionError
 from f1daemon.sources.archive import TopicFile, read_facts
 from f1daemon.sources.recorded import ArchiveInput, PageInput, RecordedInput, read_input
 from f1daemon.sources.recording import Recording, RecordingReport
@@ -48,6 +50,24 @@ class _SessionFiles:
     notes: dict[str, None] = field(default_factory=dict)  # ordered, each once
 
 
+def session_to_ingest_into(log: EventLog, requested: str) -> str:
+    """The key of the session `--session` asks an ingest for: a key (`MEETING/SESSION`,
+    new or logged) as written, else the one logged session the name fits
+    (`2018 baku race`), so that a results page goes to the race already in the log
+    rather than to a new session called "2018 baku race"."""
+    if "/" in requested:
+        return requested.strip()
+    try:
+        return resolve_session(log, requested)
+    except AmbiguousSessionError:
+        raise
+    except UserError as error:
+        raise UserError(
+            f"{error}; a new session's key has the form MEETING/SESSION "
+            "(e.g. 2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_Race)"
+        ) from None
+
+
 def ingest_paths(
     log: EventLog, paths: Sequence[Path], session: str | None = None
 ) -> list[SessionIngest]:
@@ -55,8 +75,11 @@ def ingest_paths(
 
     A path named twice is read once. Each input's session is the one it names (folder
     name, SessionInfo, the cached URLs; see `f1daemon.sources.recorded`) unless
-    `session` is given.
+    `session` is given: a key, or the name of a session the log holds
+    (`session_to_ingest_into`).
     """
+    if session is not None:
+        session = session_to_ingest_into(log, session)
     groups: dict[str, _SessionFiles] = {}
     read: dict[Path, list[RecordedInput]] = {}
     for path in paths:
