@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--store",
         metavar="URL",
         help=(
-            "the event log: sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+            "the event log: sqlite:///RELATIVE/PATH, sqlite:////ABSOLUTE/PATH or "
+            "postgresql://USER@HOST:PORT/DB "
             f"(default: ${STORE_ENV_VAR}, else {DEFAULT_STORE_URL})"
         ),
     )
@@ -284,9 +285,9 @@ def _print_ingest(result: SessionIngest) -> None:
     )
     print(
         f"{result.session}: {_count(result.files, 'file')}, "
-        f"{result.appended} messages appended, "
+        f"{_count(result.appended, 'message')} appended, "
         f"{result.already_logged} already in the log; {derived}; "
-        f"{result.quarantined} quarantined lines appended"
+        f"{_count(result.quarantined, 'quarantined line')} appended"
     )
     for report in result.recordings:
         print(f"  {report.summary()}")
