@@ -2,7 +2,7 @@
 
 Names follow Prometheus' conventions: `_total` for counters, base units (seconds,
 bytes). Labels are bounded: source names come from the configuration, topics from
-the feed's fixed set, rules from the code.
+the feed's fixed set, rules from the code, drivers from a session's grid.
 """
 
 from __future__ import annotations
@@ -90,6 +90,13 @@ class Metrics:
             "f1daemon_derived_events",
             "Derived events the session's current run has appended.",
             ["session"],
+            registry=r,
+        )
+        self.session_laps = Gauge(
+            "f1daemon_session_laps",
+            "Laps completed in the session's current run, by driver (racing number), as "
+            "the laps export counts them.",
+            ["session", "driver"],
             registry=r,
         )
         self.append_latency = Histogram(

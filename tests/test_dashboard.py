@@ -5,24 +5,39 @@ name Prometheus sees (a counter family `f1daemon_records` is scraped as
 `f1daemon_records_total`; a histogram as `_bucket`, `_sum` and `_count`), and every
 metric of the registry is shown on some panel — so neither can go stale. The alert
 rules (contrib/prometheus/f1daemon-alerts.yml) query only existing metrics too.
-A fresh daemon exports every counter at 0, so no panel starts with a hole.
+A fresh daemon exports every counter at 0, so no panel starts with a hole. The Session
+row's laps per driver are those of the laps export, after a daemon's run over a real
+recording.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
+import f1daemon
 from f1daemon.config import SourceSettings
-from f1daemon.daemon.app import Daemon
+from f1daemon.daemon.app import EXIT_OK, Daemon
+from f1daemon.domain.events import DerivedEvent, LapCompleted, RecordQuarantined
 from f1daemon.metrics import Metrics
+from f1daemon.projections.current import LapCount, current_data
+from f1daemon.projections.follower import DerivationFollower
+from f1daemon.qa.car_checks import record_ref
+from f1daemon.qa.verdicts import QA_SOURCE, QA_STREAM
+from f1daemon.store.eventlog import EventLog
+from f1daemon.store.url import parse_store_url
 from tests.conftest import REPO
 from tests.test_daemon import daemon_config
+from tests.test_quarantine import DAMAGED_FROM, DAMAGED_LINE, DAMAGED_TO, MEXICO
+from tests.test_store import lap
 
 DASHBOARD = REPO / "contrib" / "grafana" / "f1daemon-dashboard.json"
 ALERTS = REPO / "contrib" / "prometheus" / "f1daemon-alerts.yml"
@@ -151,6 +166,152 @@ def test_histograms_are_shown_as_quantiles() -> None:
     for histogram in histograms:
         pattern = rf"histogram_quantile\(0\.99, .*{histogram}_bucket"
         assert any(re.search(pattern, query, re.DOTALL) for query in queries), histogram
+
+
+def test_panels_do_not_overlap() -> None:
+    taken: dict[tuple[int, int], str] = {}
+    for panel in _panels(_dashboard()["panels"]):
+        grid = panel["gridPos"]
+        for y in range(grid["y"], grid["y"] + grid["h"]):
+            for x in range(grid["x"], grid["x"] + grid["w"]):
+                other = taken.setdefault((x, y), panel["title"])
+                assert other == panel["title"], f"{panel['title']!r} overlaps {other!r}"
+
+
+def test_the_session_row_shows_laps_derive_lag_and_quality() -> None:
+    panels = _dashboard()["panels"]
+    rows = [panel["title"] for panel in panels if panel["type"] == "row"]
+    assert rows[:3] == ["Health", "Session", "Ingestion"]
+    start = next(i for i, panel in enumerate(panels) if panel["title"] == "Session")
+    end = next(i for i, panel in enumerate(panels) if panel["title"] == "Ingestion")
+    shown = {panel["title"]: panel for panel in panels[start + 1 : end]}
+    assert list(shown) == ["Laps per driver", "Derive lag p99", "Quality score"]
+    assert {panel["type"] for panel in shown.values()} <= {"bargauge", "timeseries", "stat"}
+    assert shown["Derive lag p99"]["type"] == shown["Quality score"]["type"] == "stat"
+    (laps,) = (target["expr"] for target in shown["Laps per driver"]["targets"])
+    selected = '{instance=~"$instance", session=~"$session"}'
+    assert laps.startswith(f"max by (driver) (f1daemon_session_laps{selected}) or on() ")
+    assert "vector(0)" in laps, "before the first lap the panel shows 0, not No data"
+    (lag,) = (target["expr"] for target in shown["Derive lag p99"]["targets"])
+    assert re.fullmatch(r"histogram_quantile\(0\.99, .*f1daemon_derive_lag_seconds_bucket.*", lag)
+    (quality,) = (target["expr"] for target in shown["Quality score"]["targets"])
+    assert quality == f"min(f1daemon_quality_score{selected})"
+    for panel in shown.values():
+        assert panel["description"], panel["title"]
+    row = panels[start]
+    below = [panel["gridPos"]["y"] for panel in panels[start + 1 :]]
+    assert min(below) == row["gridPos"]["y"] + 1
+
+
+def _quarantined(lap: LapCompleted, sequence: int) -> RecordQuarantined:
+    return RecordQuarantined(
+        session=lap.session,
+        source=QA_SOURCE,
+        stream=QA_STREAM,
+        sequence=sequence,
+        topic="LapCompleted",
+        rule="lap.order",
+        reason="out of order",
+        payload="{}",
+        record=record_ref(lap).describe(),
+    )
+
+
+def test_lap_count_leaves_out_the_laps_qa_quarantines_after_they_were_appended() -> None:
+    first, second = lap(1), lap(2)
+    other = lap(1).model_copy(update={"driver": 16})
+    events: list[DerivedEvent] = [
+        first,
+        other,
+        second,
+        _quarantined(second, 1),  # found wrong once a later lap came
+        lap(3),
+        _quarantined(other, 2),
+        second,  # emitted again (released): it counts again
+        _quarantined(lap(7), 3),  # no such lap: nothing to take away
+    ]
+    count = LapCount()
+    for at, event in enumerate(events, start=1):
+        count.add([event])
+        current = Counter(
+            e.driver for e in current_data(events[:at]) if isinstance(e, LapCompleted)
+        )
+        assert {d: n for d, n in count.by_driver.items() if n} == dict(current), at
+    assert count.by_driver == {44: 3, 16: 0}
+
+
+def _damaged_mexico(testdata: Path, tmp_path: Path) -> Path:
+    """2021 Mexico qualifying with a lap QA quarantines (as tests/test_quarantine.py)."""
+    folder = tmp_path / MEXICO.name
+    shutil.copytree(testdata / MEXICO, folder)
+    timing = folder / "TimingData.jsonStream"
+    lines = timing.read_text(encoding="utf-8").split("\n")
+    assert DAMAGED_FROM in lines[DAMAGED_LINE - 1]
+    lines[DAMAGED_LINE - 1] = lines[DAMAGED_LINE - 1].replace(DAMAGED_FROM, DAMAGED_TO)
+    timing.write_text("\n".join(lines), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("recording", "quarantined"),
+    [
+        pytest.param("f1dash-signalr-2023_Monaco/fp2.txt", set(), id="monaco-fp2"),
+        pytest.param("damaged-mexico", {(31, 6)}, id="mexico-q-one-lap-quarantined"),
+    ],
+)
+async def test_session_laps_are_the_laps_export_per_driver(
+    testdata: Path, tmp_path: Path, recording: str, quarantined: set[tuple[int, int]]
+) -> None:
+    path = (
+        _damaged_mexico(testdata, tmp_path / "data")
+        if recording == "damaged-mexico"
+        else testdata / recording
+    )
+    config = daemon_config(tmp_path, sources=(f"recording:{path}@max",))
+    daemon = Daemon(config)
+    status: list[int] = []
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        status.append(await daemon.run(task_status=task_status))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run)
+        (source,) = daemon.sources.values()
+        with trio.fail_after(300):
+            while source.state != "stopped":  # noqa: ASYNC110 - polls the daemon's state
+                await trio.sleep(0.2)
+        daemon.request_shutdown()  # the drain derives what the follower has not read
+    assert status == [EXIT_OK]
+    session = source.session
+    assert session is not None
+
+    registry = daemon.metrics.registry
+    gauges = {
+        int(sample.labels["driver"]): sample.value
+        for family in registry.collect()
+        if family.name == "f1daemon_session_laps"
+        for sample in family.samples
+        if sample.labels["session"] == session
+    }
+    with f1daemon.open(config.store_url) as data:
+        laps = data.session(session).laps().select(["driver", "lap"]).to_pylist()
+    exported = [(row["driver"], row["lap"]) for row in laps]
+    per_driver = dict(Counter(driver for driver, _ in exported))
+    assert len(per_driver) >= 18
+    assert len(exported) > 50
+    # A lap QA quarantined is in neither the export nor the gauge.
+    held = {"session": session, "outcome": "quarantined"}
+    assert registry.get_sample_value("f1daemon_qa_records", held) == len(quarantined)
+    assert not quarantined & set(exported)
+    assert {d: n for d, n in gauges.items() if n} == per_driver
+    # A restarted daemon's follower counts the same laps, rebuilt from the facts.
+    event_log = EventLog(parse_store_url(config.store_url))
+    try:
+        resumed = DerivationFollower.resume(event_log, session)
+        assert resumed is not None
+        assert {d: n for d, n in resumed.laps.by_driver.items() if n} == per_driver
+    finally:
+        event_log.close()
 
 
 def test_alert_rules_query_existing_metrics() -> None:

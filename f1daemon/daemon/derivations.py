@@ -14,7 +14,9 @@ has no newer facts is left alone, so a restart never undoes a rollback.
 
 Metrics: `f1daemon_derive_lag_seconds` (a commit of facts to the commit of what they
 made final), `f1daemon_derive_facts_behind{session}` and
-`f1daemon_derived_events{session}`, and the QA report's gauges after each catch-up.
+`f1daemon_derived_events{session}`, `f1daemon_session_laps{session, driver}` (kept by
+the follower as it appends, so a commit costs what it adds), and the QA report's
+gauges after each catch-up.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class _Following:
     anomalies: dict[str, int] = field(default_factory=dict)
     last_report: QAReport | None = None
     last_logged: float = 0.0
+    lap_drivers: set[int] = field(default_factory=set)  # those with a laps gauge
 
 
 class SessionDeriver:
@@ -163,6 +166,7 @@ class SessionDeriver:
         if following.follower is not None and commit.events:
             # Only what appended something can have changed the QA report.
             m.derived_events.labels(session).set(following.follower.derived)
+            self._report_laps(session, following, following.follower.laps.by_driver)
             self._report_quality(session, following, following.follower.fold.report())
         return True
 
@@ -191,6 +195,15 @@ class SessionDeriver:
         run = following.follower.run if following.follower is not None else None
         states = [s for s in run_states(event_log, session) if run is None or s.run == run]
         return not states or not verify_run(event_log, session, states[-1]).problems
+
+    def _report_laps(self, session: str, following: _Following, laps: dict[int, int]) -> None:
+        """The laps of the follower's run by driver; a new run's start again."""
+        gauge = self._metrics.session_laps
+        for driver in following.lap_drivers - laps.keys():
+            gauge.remove(session, str(driver))  # of an earlier run
+        for driver, count in laps.items():
+            gauge.labels(session, str(driver)).set(count)
+        following.lap_drivers = set(laps)
 
     def _report_quality(self, session: str, following: _Following, report: QAReport) -> None:
         """The running QA report: as metrics, and now and then as a log line."""

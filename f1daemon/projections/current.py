@@ -97,6 +97,28 @@ def current_data(events: Sequence[DerivedEvent]) -> list[DerivedEvent]:
     ]
 
 
+class LapCount:
+    """The laps of a run's current data per driver, kept up as its events are appended
+    (as the laps export counts them, without reading the run back): a `LapCompleted`
+    counts until QA quarantines its record, as `current_data` has it."""
+
+    def __init__(self) -> None:
+        self.by_driver: dict[int, int] = {}  # racing number -> laps
+        self._laps: dict[str, list[int]] = defaultdict(list)  # lap record -> its drivers
+
+    def add(self, events: Sequence[DerivedEvent]) -> None:
+        """`events` were appended to the run, after those added before."""
+        for event in events:
+            if isinstance(event, LapCompleted):
+                self._laps[record_ref(event).describe()].append(event.driver)
+                self.by_driver[event.driver] = self.by_driver.get(event.driver, 0) + 1
+            elif (
+                isinstance(event, RecordQuarantined) and event.source == QA_SOURCE and event.record
+            ):
+                for driver in self._laps.pop(event.record, ()):
+                    self.by_driver[driver] -= 1
+
+
 def standing_anomalies(events: Sequence[DerivedEvent]) -> list[AnomalyDetected]:
     """The run's `AnomalyDetected` that no later `AnomalyCleared` withdrew, in order."""
     standing: dict[tuple[str, str], list[AnomalyDetected]] = defaultdict(list)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from f1daemon.domain.events import DerivationCompleted, DerivationStarted, DerivedEvent, Input
 from f1daemon.feed.pipeline import PIPELINE_VERSION, Pace
+from f1daemon.projections.current import LapCount
 from f1daemon.projections.fold import SessionFold, stream_ordered
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.persistence import digest_entry, envelope_of, topic_of
@@ -73,6 +74,7 @@ class DerivationFollower:
         self.fold = fold
         self.derived = derived  # events appended so far
         self.committed = committed  # the tracking position (None: nothing committed)
+        self.laps = LapCount()  # the laps of its current data, per driver
         self._events_digest = hashlib.sha256()
         # A resumed run has read its prefix (or committed past it) already.
         self._prefix_read = committed is not None
@@ -108,7 +110,7 @@ class DerivationFollower:
         if position is not None:
             for fact_position, fact in read_order(event_log, started, position):
                 events = follower.fold.feed(fact_position, fact)
-                follower._hash(events)
+                follower._account(events)
                 rebuilt += len(events)
         stored = event_log.derived_count(session, started.run)
         if rebuilt != stored:
@@ -184,7 +186,7 @@ class DerivationFollower:
 
     def completion_of(self, final: Sequence[DerivedEvent]) -> DerivationCompleted:
         """The run's completion, once `final` (its last events) are appended."""
-        self._hash(final)
+        self._account(final)
         return DerivationCompleted(
             session=self.session,
             run=self.run,
@@ -205,7 +207,7 @@ class DerivationFollower:
         completed: DerivationCompleted | None = None,
     ) -> int:
         if completed is None:
-            self._hash(events)
+            self._account(events)
         # The tracking record only moves forward; a completion without new facts is
         # appended without one.
         tracked = position if self.committed is None or position > self.committed else None
@@ -222,8 +224,10 @@ class DerivationFollower:
             self.committed = tracked
         return len(events)
 
-    def _hash(self, events: Sequence[DerivedEvent]) -> None:
-        # As `events_digest` over the stored events: the same bytes, without reading them.
+    def _account(self, events: Sequence[DerivedEvent]) -> None:
+        # The run holds `events` after those before: its digest as `events_digest` over
+        # the stored events (the same bytes) and its laps, without reading them back.
+        self.laps.add(events)
         for event in events:
             self._events_digest.update(digest_entry(topic_of(type(event)), envelope_of(event)))
 
