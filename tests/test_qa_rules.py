@@ -469,3 +469,21 @@ def test_report_of_nothing_scores_one() -> None:
     findings, report = check_session([])
     assert findings == []
     assert (report.records_checked, report.quality_score) == (0, 1.0)
+
+
+def test_a_flying_lap_among_cool_down_laps_is_not_unusual() -> None:
+    # Practice: flying laps of 72-73 s between out- and cool-down laps of 95-110 s
+    # (the 2023 Monaco FP2). The median is a cool-down lap's; the pace is the flying laps'.
+    laps = [
+        _green(n, (72_500 + 50 * n) if n % 3 == 0 else 95_000 + 1_000 * n, driver)
+        for n in range(2, 14)
+        for driver in (1, 14)
+    ]
+    assert findings_of("plausibility.lap_time", laps) == []
+    # A lap far faster than the flying laps still is unusual: a short cut.
+    short_cut = _green(14, 58_000)
+    (finding,) = findings_of("plausibility.lap_time", [*laps, short_cut])
+    assert finding.record == lap_record(44, 14)
+    assert "the fastest tenth of the session's green laps so far (72.800 s, 24 laps)" in (
+        finding.reason
+    )

@@ -23,6 +23,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from f1daemon.feed.pipeline import PIPELINE_VERSION
 from tests.conftest import REPO, TESTDATA
 
 README = REPO / "README.md"
@@ -153,3 +154,9 @@ def test_the_readme_works_line_by_line(tmp_path: Path) -> None:
         assert status == 0, f"$ {step.command}\nexit status {status}:\n{printed}"
         lacking = missing_line(step.shown, printed)
         assert lacking is None, f"$ {step.command}\ndoes not print {lacking!r}:\n{printed}"
+
+
+def test_the_operations_guide_shows_this_pipeline_version() -> None:
+    guide = (REPO / "docs" / "OPERATIONS.md").read_text(encoding="utf-8")
+    shown = set(re.findall(r"pipeline(?:_version\": \"| )(\d+\.\d+\.\d+)", guide))
+    assert shown == {PIPELINE_VERSION}

@@ -40,11 +40,16 @@ NOT_ACCEPTED_FLAG = "faster_than_personal_best_but_not_marked_one"
 SECTOR_SLOTS = ("sector1", "sector2", "sector3")
 # The timed values of a digest entry, in its order after the lap time.
 TIMED_SLOTS = (*SECTOR_SLOTS, "speed_i1", "speed_i2", "speed_fl", "speed_st")
+# What a snapshot tells of the lap last completed, not of the one in progress: its time
+# and its speed at the finish line (the sectors and the other traps are the lap's own).
+COMPLETED_LAP_SLOTS = frozenset({"lap_time", "speed_fl"})
 # A pit exit this close before the count moves on begins the new lap (FastF1: 5 s).
 PIT_EXIT_LAP_START_MS = 5_000
 # Longer in the pit lane than a pit stop takes, a repair or a penalty included: a stay
 # in the garage or a red flag. (Pit stops in the corpus's races: 15-40 s, entry to exit.)
 LONGEST_PIT_STOP_MS = 120_000
+# The entry of a stay in the pits that began before we joined the session: any time.
+UNSEEN_PIT_ENTRY_MS = -(2**62)
 # The feed's times are to the millisecond, its message stamps up to a second later.
 STAMP_TOLERANCE_MS = 1_000
 # The speed trap (ST) can be passed early enough in a lap to arrive within the late
@@ -110,6 +115,7 @@ class _DriverTiming:
     visit: _PitVisit | None = None
     pit_exit_ms: int | None = None  # the latest pit exit
     visits: list[tuple[int, int]] = field(default_factory=list)  # (entry, exit) ms
+    in_pit_when_joined: bool = False  # in the pits when we joined: the entry unseen
     laps_by_time: dict[int, int] = field(default_factory=dict)  # lap time ms -> latest lap
     laps_in_stint: dict[int, int] = field(default_factory=dict)
     best_ms: int | None = None  # best lap time the feed accepted
@@ -262,16 +268,23 @@ class LapFitter:
         # A snapshot of a driver already followed (a live reconnect's) re-sends the
         # whole state: only what changed since is news, as in a patch.
         resent = keyframe and timing.completed is not None
+        joined = False
         if count is not None:
             if (keyframe and not resent) or (timing.completed is None and count > 1):
                 # Joined mid-session: earlier laps are not ours to reconstruct.
                 timing.completed = count
                 timing.current.started_ms = now
                 timing.current.start_seen = False
+                joined = True
+                timing.in_pit_when_joined = bool(timing.in_pit) and timing.visit is None
             elif count > (timing.completed or 0):
                 done.extend(self._close(driver, timing, count, now))
         if pit_out is not None:
             done.extend(self._pit_exit(driver, timing, pit_out, now))
+        # Joined at a line crossing, or at a snapshot that still shows the last sector
+        # (the feed clears the sectors as the next lap's first comes): every value is
+        # of the lap the count says is done, which began before we joined.
+        of_completed_lap = joined and (not keyframe or timed[len(SECTOR_SLOTS) - 1] is not None)
         if personal_best is not None:
             timing.personal_fastest = personal_best
             if lap_time is None:
@@ -280,6 +293,10 @@ class LapFitter:
             if value is None or (resent and timing.last_sent.get(slot) == value):
                 continue
             timing.last_sent[slot] = value
+            if of_completed_lap or (joined and slot in COMPLETED_LAP_SLOTS):
+                # Not the lap in progress's: a snapshot's LastLapTime and finish-line
+                # speed are always the completed lap's.
+                continue
             if slot == "lap_time":
                 self._lap_time(timing, value, personal_best, now)
             else:
@@ -320,6 +337,12 @@ class LapFitter:
             if timing.visit is not None:
                 timing.visits.append((timing.visit.entry_ms, now))
                 done.append(self._stop(driver, timing, now, (timing.completed or 0) + 1))
+            elif timing.in_pit_when_joined:
+                # A stay that began before we joined, for as long as a lap time says: no
+                # pit stop of ours (its entry is unknown), but a lap time across it is
+                # the time since the car last crossed the line.
+                timing.visits.append((UNSEEN_PIT_ENTRY_MS, now))
+            timing.in_pit_when_joined = False
         timing.pit_out = pit_out
         return done
 

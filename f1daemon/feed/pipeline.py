@@ -46,6 +46,11 @@ from f1daemon.feed.telemetry import position_batch, telemetry_batch
 from f1daemon.feed.timebase import TimeBaseTracker
 from f1daemon.feed.track_status import TrackStatusTracker
 
+# 4.2.1: joined mid-session (a live connection's first snapshot), the snapshot's
+# LastLapTime is the completed lap's, not the one in progress: laps were timed one
+# lap late until the next stay in the pits. QA's `plausibility.lap_time` version 2: a
+# fast lap is judged against the session's fastest tenth, not its median (practice's
+# cool-down laps made every flying lap "unusual").
 # 4.2.0: numbers as numbers: a lap's gap to the leader and interval to the car ahead
 # in seconds and laps down; the gaps and intervals over time (`IntervalBatch`); its
 # start (time and UTC), `is_personal_best` and `fresh_tyre`; weather's wind speed is
@@ -67,7 +72,7 @@ from f1daemon.feed.track_status import TrackStatusTracker
 # from track status, race control and timing; WeatherForecast facts decoded.
 # 2.2.0: each run ends with its QA outcome (`f1daemon.qa.verdicts`). A QA rule's new
 # version changes derived data too, so it is a new pipeline version.
-PIPELINE_VERSION = "4.2.0"
+PIPELINE_VERSION = "4.2.1"
 
 # Topics decoded from their merged state; the others' decoders keep what they need.
 MERGED_TOPICS = frozenset({"TrackStatus", "WeatherData", "SessionStatus", "LapCount"})

@@ -62,10 +62,13 @@ def check_lap_time_range(rule: Rule, records: SessionRecords, _: QASettings) -> 
             )
 
 
-# A green lap is judged against the session's own pace: the median of its green laps
-# so far (of every car), once there are enough of them to say.
+# A green lap is judged against the session's own pace so far (every car's green
+# laps), once there are enough of them to say: too slow against their median, too
+# fast against their fastest tenth. Practice and qualifying mix flying laps with out-
+# and cool-down laps, which pull the median well above the pace of a flying lap.
 PLAUSIBLE_PACE = (0.85, 2.0)
 PACE_MIN_LAPS = 10
+FAST_QUANTILE = 0.1
 
 
 def is_green_racing_lap(lap: LapCompleted) -> bool:
@@ -104,15 +107,23 @@ class PaceScan:
         if len(times) >= PACE_MIN_LAPS:
             middle = len(times) // 2
             median = times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
+            fast = times[int(len(times) * FAST_QUANTILE)]
             low, high = PLAUSIBLE_PACE
-            if not low * median <= time <= high * median:
+            if time > high * median:
                 finding = self.rule.finding(
                     lap_ref(lap),
                     f"lap time {time / 1000:.3f} s is {time / median:.2f}x the session's median "
-                    f"green lap so far ({median / 1000:.3f} s, {len(times)} laps), outside "
-                    f"{low:g}-{high:g}x: a green lap this {'slow' if time > median else 'fast'} "
-                    "is unusual; check for a stop on track, a timing error or a lap from the "
-                    "pit lane",
+                    f"green lap so far ({median / 1000:.3f} s, {len(times)} laps), over "
+                    f"{high:g}x: a green lap this slow is unusual; check for a stop on track "
+                    "or a timing error",
+                )
+            elif time < low * fast:
+                finding = self.rule.finding(
+                    lap_ref(lap),
+                    f"lap time {time / 1000:.3f} s is {time / fast:.2f}x the fastest tenth of "
+                    f"the session's green laps so far ({fast / 1000:.3f} s, {len(times)} laps), "
+                    f"under {low:g}x: a green lap this fast is unusual; check for a short cut, "
+                    "a timing error or a lap from the pit lane",
                 )
         bisect.insort(times, time)
         return finding

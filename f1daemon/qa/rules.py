@@ -115,10 +115,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "plausibility.lap_time",
-        1,
+        2,
         False,
-        "a green lap's time within 0.85-2x the median of the session's green laps so far "
-        "(judged once there are 10)",
+        "a green lap's time at most 2x the median of the session's green laps so far and "
+        "at least 0.85x their fastest tenth (judged once there are 10)",
         check_lap_pace,
     ),
     Rule(
