@@ -16,6 +16,7 @@ from f1daemon.config import Config, SourceSettings, load_config
 from f1daemon.control.protocol import Request
 from f1daemon.daemon.app import EXIT_FAILED, EXIT_OK, Daemon
 from f1daemon.daemon.lifecycle import SessionState
+from f1daemon.daemon.sessions import feed_statuses
 from f1daemon.daemon.sources import Emit, SourceRuntime
 from f1daemon.domain.events import (
     Fact,
@@ -442,3 +443,44 @@ def test_a_notify_socket_that_is_never_read_does_not_block_the_daemon(tmp_path: 
                 break
             received += 1
         assert 0 < received < 500  # the queue held some, the rest were dropped
+
+
+def test_sessiondatas_status_series_reports_the_session_status_in_order() -> None:
+    snapshot = (
+        '{"Series": [], "StatusSeries": [{"Utc": "2023-05-26T14:53:29.509Z", '
+        '"TrackStatus": "AllClear"}, {"Utc": "2023-05-26T15:00:00.068Z", '
+        '"SessionStatus": "Started"}]}'
+    )
+    assert feed_statuses("SessionData", snapshot) == ["Started"]
+    patch = (
+        '{"StatusSeries": {"11": {"SessionStatus": "Finalised"}, '
+        '"10": {"SessionStatus": "Finished"}, "12": {"TrackStatus": "AllClear"}}}'
+    )
+    assert feed_statuses("SessionData", patch) == ["Finished", "Finalised"]
+    assert feed_statuses("SessionStatus", '{"Status": "Ends"}') == ["Ends"]
+    assert feed_statuses("SessionData", "not json") == []
+
+
+async def test_a_capture_without_sessionstatus_is_active_by_its_sessiondata(
+    testdata: Path, tmp_path: Path
+) -> None:
+    # The 2023 Monaco FP2 capture did not subscribe to SessionStatus: the session was
+    # PRE_SESSION throughout. Its snapshot's SessionData says the session Started.
+    capture = testdata / "f1dash-signalr-2023_Monaco" / "fp2.txt"
+    config = daemon_config(tmp_path, sources=(f"recording:{capture}@max",))
+    daemon = Daemon(config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.run)
+        (source,) = daemon.sources.values()
+        with trio.fail_after(120):
+            while source.state != "stopped":  # noqa: ASYNC110 - polls the daemon's state
+                await trio.sleep(0.1)
+        daemon.request_shutdown()
+    log = EventLog(parse_store_url(config.store_url))
+    with log:
+        changes = [
+            (e.state, e.feed_status)
+            for e in log.stream_events(f"lifecycle:{source.session}")
+            if isinstance(e, SessionStateChanged)
+        ]
+    assert changes == [("ACTIVE", "Started")]

@@ -1,9 +1,9 @@
 """The sessions the daemon has seen, and their lifecycles (see `lifecycle`).
 
 A session is seen when a source first logs a fact of it (or an operator names it); it
-is registered in the log, and its lifecycle follows the feed's `SessionStatus` and the
-operators' commands. Every change of state is a `SessionStateChanged` event, a metric,
-a log line, and news for the `SessionDeriver`.
+is registered in the log, and its lifecycle follows the feed's `SessionStatus` (and
+SessionData's `StatusSeries`) and the operators' commands. Every change of state is a
+`SessionStateChanged` event, a metric, a log line, and news for the `SessionDeriver`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from f1daemon.daemon.lifecycle import SessionLifecycle, SessionState
 from f1daemon.daemon.state_lane import StateLane
 from f1daemon.domain.events import Fact, MessageReceived, SessionStateChanged
 from f1daemon.metrics import Metrics
+
+# Where the feed reports a session's status: its own topic, and SessionData's series
+# (what a capture that did not subscribe to SessionStatus still has).
+STATUS_TOPICS = frozenset({"SessionStatus", "SessionData"})
 
 log = logging.getLogger("f1daemon.daemon")
 
@@ -64,9 +68,8 @@ class SessionTracker:
                 self.seen(fact.session, f"source {source}")
                 track = self.sessions[fact.session]
             self._deriver.session_changed(fact.session)
-            if isinstance(fact, MessageReceived) and fact.topic == "SessionStatus":
-                status = _feed_status(fact.payload)
-                if status is not None:
+            if isinstance(fact, MessageReceived) and fact.topic in STATUS_TOPICS:
+                for status in feed_statuses(fact.topic, fact.payload):
                     changed = track.lifecycle.on_feed_status(status)
                     if changed is not None:
                         self.lifecycle_changed(track, status, fact)
@@ -103,10 +106,27 @@ class SessionTracker:
         self._deriver.lifecycle_changed(session, state)
 
 
-def _feed_status(payload: str) -> str | None:
+def feed_statuses(topic: str, payload: str) -> list[str]:
+    """The session statuses a message reports, in order: SessionStatus's `Status`, or
+    the `SessionStatus` entries of SessionData's `StatusSeries` (a list in a snapshot,
+    entries by index in a patch)."""
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return None
-    status = data.get("Status") if isinstance(data, dict) else None
-    return status if isinstance(status, str) else None
+        return []
+    if not isinstance(data, dict):
+        return []
+    if topic == "SessionStatus":
+        status = data.get("Status")
+        return [status] if isinstance(status, str) else []
+    series = data.get("StatusSeries")
+    if isinstance(series, dict):
+        keyed = [(int(k), v) for k, v in series.items() if str(k).isdigit()]
+        series = [v for _, v in sorted(keyed, key=lambda item: item[0])]
+    if not isinstance(series, list):
+        return []
+    return [
+        entry["SessionStatus"]
+        for entry in series
+        if isinstance(entry, dict) and isinstance(entry.get("SessionStatus"), str)
+    ]
