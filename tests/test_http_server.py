@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -107,9 +108,17 @@ def test_serve_refuses_to_bind_beyond_localhost_without_a_token(
     empty.write_text("\n")
     assert main(["serve", "--store", store_url, "--token-file", str(empty)]) == 2
     assert "is empty" in capsys.readouterr().err
-    assert main(["serve", "--store", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    assert main(["serve", "--store", missing, "--port", str(port)]) == 2
     assert "no event log" in capsys.readouterr().err
     assert not (tmp_path / "none.db").exists()
+    # The port it bound first is free again (it stayed bound in the process, so a later
+    # server there failed and clients hung).
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))
 
 
 def test_f1daemon_serve_answers_and_stops_on_sigterm(store_url: str, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from f1daemon.http.app import APISettings, create_app
     from f1daemon.http.exposure import check_exposure, read_token
-    from f1daemon.http.server import listen, serve_http
+    from f1daemon.http.server import close_unserved, listen, serve_http
     from f1daemon.services.reader import Reader, open_log
 
     token = read_token(args.token_file)
@@ -91,12 +91,16 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
 
+    served = False
+
     async def main() -> None:
+        nonlocal served
         with open_log(args.store) as log:
             app = create_app(Reader(log), settings)
             shutdown = trio.Event()
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async with trio.open_nursery() as nursery:
+                    served = True  # from here Hypercorn owns (and closes) the socket
                     binds = await nursery.start(serve_http, app, config, shutdown)
                     for bind in binds:
                         print(f"serving {log.store.redacted} on {bind}/v1/", file=sys.stderr)
@@ -106,5 +110,9 @@ def _serve(args: argparse.Namespace) -> int:
                         shutdown.set()
                         break
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    finally:
+        if not served:  # e.g. no log at --store: the port is free again
+            close_unserved(config)
     return 0

@@ -9,7 +9,6 @@ finish while the sources and the writer drain.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,8 +85,9 @@ class HTTPService:
         """Release the reader's connections (after the server has stopped), and the
         address if it was bound and never served."""
         if self._config is not None:
-            for bind in self._config.bind:  # fd://N, as `listen` left them
-                os.close(int(bind.removeprefix("fd://")))
+            from f1daemon.http.server import close_unserved
+
+            close_unserved(self._config)
             self._config = None
         if self._log is not None:
             self._log.close()

@@ -7,6 +7,7 @@ there until `shutdown` is set, then drains and returns.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from typing import cast
 
@@ -51,3 +52,12 @@ async def serve_http(
     # One ASGI protocol, typed twice: Starlette's mappings, Hypercorn's TypedDicts.
     framework = cast("Framework", app)
     await serve(framework, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+
+
+def close_unserved(config: Config) -> None:
+    """Close the sockets `listen` bound, when `serve_http` never took them (the start
+    failed after the bind: a missing store). Hypercorn closes them once it serves, and
+    their numbers may be reused after: only for a config that was never served."""
+    for bind in config.bind:
+        if bind.startswith("fd://"):
+            os.close(int(bind.removeprefix("fd://")))
