@@ -46,7 +46,7 @@ def test_an_archive_line_that_is_not_utf8_keeps_its_bytes(testdata: Path, tmp_pa
     store = f"sqlite:///{tmp_path / 'events.db'}"
     ingested = f1daemon("ingest", str(folder), "--store", store)
     assert "3360 messages appended" in ingested.stdout
-    assert "1 quarantined lines appended" in ingested.stdout
+    assert "1 quarantined line appended" in ingested.stdout
     listed = json.loads(f1daemon("quarantine", "list", "--format", "json", "--store", store).stdout)
     (entry,) = [e for e in listed if e["stream"] == "RaceControlMessages"]
     assert entry["stage"] == "source"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,10 +146,17 @@ def test_the_readme_works_line_by_line(tmp_path: Path) -> None:
     }
     script = tmp_path / "walk-through.sh"
     script.write_text(_script(walk, outputs), encoding="utf-8")
-    subprocess.run(["bash", str(script)], cwd=clone, env=env, timeout=840, check=False)
+    # In a session of its own, so that a step that hangs is stopped with whatever it
+    # started in the background; the step is named below.
+    shell = subprocess.Popen(["bash", str(script)], cwd=clone, env=env, start_new_session=True)
+    try:
+        shell.wait(timeout=840)
+    except subprocess.TimeoutExpired:
+        os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
     for number, step in enumerate(walk):
         status_file = outputs / f"{number}.status"
-        assert status_file.exists(), f"not reached: $ {step.command}"
+        assert status_file.exists(), f"not finished within 840 s: $ {step.command}"
         printed = (outputs / f"{number}.out").read_text(encoding="utf-8", errors="replace")
         status = int(status_file.read_text())
         assert status == 0, f"$ {step.command}\nexit status {status}:\n{printed}"
