@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from f1daemon import __version__
+from f1daemon.cli.options import add_session_option
 from f1daemon.cli.pictures import add_picture_commands
 from f1daemon.cli.qa import add_commands as add_qa_commands
 from f1daemon.cli.serve import add_commands as add_serve_commands
@@ -157,12 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a session's derived data from the log's latest derivation.",
     )
     export.add_argument("kind", choices=EXPORT_KINDS, help="what to export")
-    export.add_argument(
-        "--session",
-        metavar="NAME",
-        help="the session: its key, folder, F1's session key or words such as "
-        "'2018 baku race' (may be left out when the log holds one)",
-    )
+    add_session_option(export)
     export.add_argument(
         "--format",
         choices=["csv", "parquet", "json", "ndjson"],

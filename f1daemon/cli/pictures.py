@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from f1daemon.cli.options import add_session_option
 from f1daemon.errors import UserError
 
 FORMATS = (".png", ".svg")
@@ -29,7 +30,7 @@ def add_picture_commands(
         ),
     )
     plot.add_argument("kind", choices=("laps", "stints", "gaps", "speed"))
-    plot.add_argument("--session", help="the session, by any name (e.g. '2018 baku race')")
+    add_session_option(plot)
     plot.add_argument("-o", "--output", type=Path, required=True, help="FILE.png or FILE.svg")
     plot.add_argument(
         "--driver", type=int, action="append", default=[], help="a racing number (speed)"
@@ -46,7 +47,7 @@ def add_picture_commands(
             "that needs no network."
         ),
     )
-    report.add_argument("--session", help="the session, by any name (e.g. '2018 baku race')")
+    add_session_option(report)
     report.add_argument("-o", "--output", type=Path, required=True, help="the HTML file")
     report.set_defaults(handler=_report)
 

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from f1daemon.cli.options import add_session_option
 from f1daemon.errors import UserError
 
 if TYPE_CHECKING:  # the handlers import the store lazily: `f1daemon --help` stays fast
@@ -28,7 +29,7 @@ def add_commands(
 ) -> None:
     """Add the QA commands to the command line (`open_log(url)` opens a store)."""
     session = argparse.ArgumentParser(add_help=False)
-    session.add_argument("--session", metavar="KEY", help="the session (if the log holds several)")
+    add_session_option(session)
 
     report = commands.add_parser(
         "qa-report",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from f1daemon.cli.options import add_session_option
 from f1daemon.cli.stores import create_log, open_log
 from f1daemon.errors import UserError
 
@@ -24,12 +25,7 @@ def add_commands(
             "times real time (by the facts' stream offsets)."
         ),
     )
-    replay.add_argument(
-        "--session",
-        metavar="NAME",
-        help="the session: its key, folder, F1's session key or words such as "
-        "'2018 baku race' (may be left out when the log holds one)",
-    )
+    add_session_option(replay)
     replay.add_argument(
         "--until", metavar="TAG|POSITION", help="replay the facts up to a tag or log position"
     )
