@@ -445,6 +445,24 @@ def test_a_notify_socket_that_is_never_read_does_not_block_the_daemon(tmp_path: 
         assert 0 < received < 500  # the queue held some, the rest were dropped
 
 
+async def play_to_the_end(daemon: Daemon, deadline_s: float = 300) -> tuple[int, SourceRuntime]:
+    """Run a daemon of one source until that source has stopped (a recording played to
+    its end), then shut it down: its exit status, and the source."""
+    status: list[int] = []
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        status.append(await daemon.run(task_status=task_status))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run)
+        (source,) = daemon.sources.values()
+        with trio.fail_after(deadline_s):
+            while source.state != "stopped":  # noqa: ASYNC110 - polls the daemon's state
+                await trio.sleep(0.1)
+        daemon.request_shutdown()  # the drain derives what the follower has not read
+    return status[0], source
+
+
 def test_sessiondatas_status_series_reports_the_session_status_in_order() -> None:
     snapshot = (
         '{"Series": [], "StatusSeries": [{"Utc": "2023-05-26T14:53:29.509Z", '
@@ -469,13 +487,7 @@ async def test_a_capture_without_sessionstatus_is_active_by_its_sessiondata(
     capture = testdata / "f1dash-signalr-2023_Monaco" / "fp2.txt"
     config = daemon_config(tmp_path, sources=(f"recording:{capture}@max",))
     daemon = Daemon(config)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(daemon.run)
-        (source,) = daemon.sources.values()
-        with trio.fail_after(120):
-            while source.state != "stopped":  # noqa: ASYNC110 - polls the daemon's state
-                await trio.sleep(0.1)
-        daemon.request_shutdown()
+    _, source = await play_to_the_end(daemon)
     log = EventLog(parse_store_url(config.store_url))
     with log:
         changes = [

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
 import f1daemon
 from f1daemon.config import SourceSettings
@@ -35,7 +34,7 @@ from f1daemon.qa.verdicts import QA_SOURCE, QA_STREAM
 from f1daemon.store.eventlog import EventLog
 from f1daemon.store.url import parse_store_url
 from tests.conftest import REPO
-from tests.test_daemon import daemon_config
+from tests.test_daemon import daemon_config, play_to_the_end
 from tests.test_quarantine import DAMAGED_FROM, DAMAGED_LINE, DAMAGED_TO, MEXICO
 from tests.test_store import lap
 
@@ -269,19 +268,8 @@ async def test_session_laps_are_the_laps_export_per_driver(
     )
     config = daemon_config(tmp_path, sources=(f"recording:{path}@max",))
     daemon = Daemon(config)
-    status: list[int] = []
-
-    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        status.append(await daemon.run(task_status=task_status))
-
-    async with trio.open_nursery() as nursery:
-        await nursery.start(run)
-        (source,) = daemon.sources.values()
-        with trio.fail_after(300):
-            while source.state != "stopped":  # noqa: ASYNC110 - polls the daemon's state
-                await trio.sleep(0.2)
-        daemon.request_shutdown()  # the drain derives what the follower has not read
-    assert status == [EXIT_OK]
+    status, source = await play_to_the_end(daemon)
+    assert status == EXIT_OK
     session = source.session
     assert session is not None
 

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument(
         "--session",
-        metavar="KEY",
+        metavar="NAME",
         help="the session: a new key MEETING/SESSION, or the name of one in the log "
         "(default: from the folder name or the recording's SessionInfo)",
     )

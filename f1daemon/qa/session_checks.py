@@ -5,8 +5,8 @@ before it (every car's): their median and their fastest tenth. Kept as a running
 sorted list, a lap that comes after every lap seen is judged on its own and joins
 the list; a lap completed before one already seen (a late message) changes the
 judgement of every later lap, so the rule runs again over the session's laps, as a
-batch would. Either way the
-findings are those `check_records` gives (the QA property tests compare them).
+batch would. Either way the findings are those `check_records` gives (the QA property
+tests compare them).
 """
 
 from __future__ import annotations
